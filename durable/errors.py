@@ -1,0 +1,151 @@
+"""The exception hierarchy. Stdlib only, so every layer can import it.
+
+    DurableError                          base of everything we raise
+    ├── UsageError                        you used the API wrong (bad config, bad input)
+    │   ├── SerializationError            a value could not be (de)serialized
+    │   ├── PayloadTooLargeError          a payload over the protocol limit
+    │   └── HandlerNotFoundError          a CLI / registry target that does not resolve
+    ├── NonDeterministicExecutionError    replay met a different operation than history holds
+    ├── DurableOperationError             an operation failed; carries the checkpointed ErrorObject
+    │   ├── StepError                     a step failed for good (retries exhausted or not retryable)
+    │   │   └── StepInterruptedError      an at-most-once step was interrupted mid-attempt
+    │   ├── ChildContextError             a child context (or map/parallel branch) failed
+    │   ├── CallbackError                 the outside world reported failure on a callback
+    │   │   └── CallbackTimeoutError      a callback timed out (Callback.Timeout / Callback.Heartbeat)
+    │   ├── WaitForConditionError         a wait_for_condition check failed or gave up
+    │   └── InvokeError                   a chained invoke failed, timed out or was stopped
+    ├── CheckpointError                   the backend refused or failed a checkpoint
+    │   └── InvalidCheckpointTokenError   a stale token: another invocation owns the execution now
+    └── StoreError                        the local store is unusable (not ours, wrong schema)
+        ├── ExecutionNotFoundError
+        ├── ExecutionConflictError        `run --id` reusing an id with different input
+        └── CallbackNotFoundError         unknown, or already completed, callback id
+
+Suspension is not an error: ``SuspendExecution`` derives from BaseException so that a user's
+``except Exception`` cannot swallow it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DurableError(Exception):
+    """Base of every duragent exception."""
+
+
+class UsageError(DurableError):
+    """The API was used wrong; the message says what would be right."""
+
+
+class SerializationError(UsageError):
+    """A value could not be serialized to, or rebuilt from, its checkpointed form."""
+
+
+class PayloadTooLargeError(UsageError):
+    """A payload exceeds what the protocol can checkpoint."""
+
+
+class HandlerNotFoundError(UsageError):
+    """A handler target (``file.py:func`` or ``pkg.mod:func``) does not resolve."""
+
+
+class NonDeterministicExecutionError(DurableError):
+    """Replay met an operation that differs from what history holds at the same position."""
+
+    def __init__(self, message: str, *, position: str, operation_id: str, history: dict[str, Any],
+                 code: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.position = position
+        self.operation_id = operation_id
+        self.history = history
+        self.code = code
+
+
+class DurableOperationError(DurableError):
+    """An operation failed. Built from the checkpointed ErrorObject, so the first run and every
+    replay raise the same thing."""
+
+    def __init__(self, message: str, *, error_type: str | None = None, error_data: str | None = None,
+                 stack_trace: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.error_type = error_type
+        self.error_data = error_data
+        self.stack_trace = stack_trace
+
+    @classmethod
+    def from_error_object(cls, error: dict[str, Any] | None) -> DurableOperationError:
+        error = error or {}
+        return cls(str(error.get("ErrorMessage") or ""), error_type=error.get("ErrorType"),
+                   error_data=error.get("ErrorData"), stack_trace=error.get("StackTrace"))
+
+    def __str__(self) -> str:
+        if self.error_type and self.message:
+            return f"{self.error_type}: {self.message}"
+        return self.message or self.error_type or type(self).__name__
+
+
+class StepError(DurableOperationError):
+    """A step failed for good."""
+
+
+class StepInterruptedError(StepError):
+    """An at-most-once step was found started but unfinished: it may or may not have run."""
+
+
+class ChildContextError(DurableOperationError):
+    """A child context failed."""
+
+
+class CallbackError(DurableOperationError):
+    """The outside world reported failure for a callback."""
+
+
+class CallbackTimeoutError(CallbackError):
+    """A callback timed out, overall or for lack of heartbeats."""
+
+
+class WaitForConditionError(DurableOperationError):
+    """A wait_for_condition check raised or its strategy gave up."""
+
+
+class InvokeError(DurableOperationError):
+    """A chained invoke ended in failure, timeout or stop."""
+
+
+class CheckpointError(DurableError):
+    """The backend refused a checkpoint."""
+
+    retryable: bool = False
+
+
+class InvalidCheckpointTokenError(CheckpointError):
+    """The checkpoint token is stale: another invocation has taken over this execution."""
+
+    retryable = True
+
+
+class StoreError(DurableError):
+    """The local store cannot be used as asked."""
+
+
+class ExecutionNotFoundError(StoreError):
+    """No execution with that id."""
+
+
+class ExecutionConflictError(StoreError):
+    """An execution id is already taken by an execution with a different function or input."""
+
+
+class CallbackNotFoundError(StoreError):
+    """The callback id is unknown or the callback has already completed."""
+
+
+class SuspendExecution(BaseException):  # noqa: N818 - a signal, not an error
+    """Raised to end the invocation with PENDING. Not an Exception on purpose."""
+
+    def __init__(self, reason: str = "", wake_at: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.wake_at = wake_at

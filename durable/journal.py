@@ -1,0 +1,35 @@
+"""What one invocation replays against: deterministic operation ids and the identity check.
+
+Ids follow the AWS scheme (PROTOCOL.md §3) so a history written here replays under AWS's SDK and
+vice versa: a per-context counter from 1, hashed with the parent's id as prefix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from .errors import NonDeterministicExecutionError
+from .model import Operation, OperationType
+
+
+def operation_id(counter: int | str, prefix: str | None) -> str:
+    raw = f"{prefix}-{counter}" if prefix else str(counter)
+    return hashlib.blake2b(raw.encode()).hexdigest()[:64]
+
+
+def check_identity(op: Operation, *, position: str, type_: OperationType, sub_type: str | None,
+                   name: str | None, parent_id: str | None) -> None:
+    """Fail loudly if the code asks for something other than what history holds at this id."""
+    wanted: dict[str, Any] = {"Type": type_.value, "SubType": sub_type, "Name": name, "ParentId": parent_id}
+    found: dict[str, Any] = {"Type": op.Type.value, "SubType": op.SubType, "Name": op.Name,
+                             "ParentId": op.ParentId}
+    differing = [key for key in wanted if wanted[key] != found[key]]
+    if not differing:
+        return
+    detail = ", ".join(f"{key}: history has {found[key]!r}, code asked for {wanted[key]!r}" for key in differing)
+    raise NonDeterministicExecutionError(
+        f"non-deterministic replay at {position} (operation id {op.Id[:12]}…): {detail}. The handler "
+        "code changed in a way that reorders or renames durable operations; finish or stop executions "
+        "started on the old code before deploying this change, or keep the old order.",
+        position=position, operation_id=op.Id, history=found, code=wanted)

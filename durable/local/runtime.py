@@ -1,0 +1,345 @@
+"""LocalRuntime: the embedded default. A SQLite file, a scheduler and a worker loop in-process.
+
+Nothing sleeps per execution: a suspended execution is rows in SQLite. The worker loop fires due
+timers, claims runnable executions under a lease, runs one invocation each, and otherwise sleeps
+until the next due timer (or until poked).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import (HandlerNotFoundError, InvalidCheckpointTokenError, SerializationError, UsageError)
+from ..execution import run_invocation
+from ..model import ErrorObject, InvocationOutput, InvocationStatus, Operation
+from ..operations._common import error_object
+from ..registry import DurableFunction, function_name, registered, resolve_target
+from ..serdes import dumps
+from .clock import Clock, RealClock, VirtualClock
+from .service import Invocation, LocalService
+from .store import Store
+
+log = logging.getLogger("durable.local")
+
+DEFAULT_DB = ".duragent/duragent.db"
+
+
+@dataclass
+class ExecutionInfo:
+    """What ``LocalRuntime.get`` reports about one execution."""
+
+    id: str
+    function: str
+    name: str
+    status: str
+    """AWS ExecutionStatus: RUNNING, SUCCEEDED, FAILED, TIMED_OUT, STOPPED."""
+    result: Any
+    """The decoded JSON result (None until SUCCEEDED)."""
+    error: dict[str, Any] | None
+    input: Any
+    started_at: float
+    ended_at: float | None
+    invocations: int
+    parent_execution: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _owner_is_dead(owner: str) -> bool:
+    """Same machine and the owning process is gone: its leases can be taken at once."""
+    try:
+        host, pid_text, _ = owner.split(":", 2)
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    if host != socket.gethostname():
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def handler_target(fn: Callable[..., Any]) -> str | None:
+    """An import reference another process can load: ``module:qualname`` or ``file.py:name``."""
+    inner = fn.fn if isinstance(fn, DurableFunction) else fn
+    module = getattr(inner, "__module__", None)
+    qualname = getattr(inner, "__qualname__", "")
+    attr = fn.__name__ if isinstance(fn, DurableFunction) else qualname
+    if "<" in qualname:
+        return None
+    if module and module != "__main__" and not module.startswith("_duragent_target_"):
+        return f"{module}:{attr}"
+    try:
+        path = inspect.getfile(inner)
+    except TypeError:
+        return None
+    return f"{Path(path).resolve()}:{attr}"
+
+
+class LocalRuntime:
+    """Run durable functions on a SQLite file.
+
+    ``LocalRuntime(db="app.db")`` persists; ``clock=VirtualClock()`` makes time skip for tests;
+    ``durability="process"`` trades power-loss safety for faster checkpoints.
+    """
+
+    def __init__(self, db: str | Path = DEFAULT_DB, *, clock: Clock | None = None, durability: str = "full",
+                 functions: dict[str, Callable[..., Any]] | list[Callable[..., Any]] | None = None,
+                 lease_seconds: float = 30.0, hooks: Any = None) -> None:
+        self.clock: Clock = clock or RealClock()
+        self.store = Store(db, durability=durability)
+        self.service = LocalService(self.store, self.clock.now)
+        self.lease_seconds = lease_seconds
+        self.owner = _owner_id()
+        self.hooks = hooks
+        self._functions: dict[str, Callable[..., Any]] = {}
+        self._wake = threading.Event()
+        for name, fn in (functions.items() if isinstance(functions, dict) else
+                         ((function_name(f), f) for f in functions or [])):
+            self.register(fn, name)
+
+    # -- functions ----------------------------------------------------------------------------
+    def register(self, fn: Callable[..., Any], name: str | None = None) -> str:
+        name = name or function_name(fn)
+        self._functions[name] = fn
+        return name
+
+    def _handler(self, function: str, target: str | None) -> Callable[..., Any]:
+        fn = self._functions.get(function) or registered(function)
+        if fn is not None:
+            return fn
+        if target:
+            return resolve_target(target)
+        raise HandlerNotFoundError(f"no handler registered for function {function!r}; register it with "
+                                   "LocalRuntime(functions=[...]) or @durable_function")
+
+    # -- executions ---------------------------------------------------------------------------
+    def start(self, fn_or_name: Callable[..., Any] | str, input: Any = None, execution_id: str | None = None,
+              *, name: str | None = None, target: str | None = None) -> str:
+        """Create an execution (nothing runs until a worker or ``run_until_idle`` picks it up)."""
+        if isinstance(fn_or_name, str):
+            function = fn_or_name
+            if function not in self._functions and registered(function) is None and target is None:
+                raise HandlerNotFoundError(f"unknown function {function!r}; pass the function itself or "
+                                           "register it first")
+        else:
+            function = self.register(fn_or_name)
+            target = target or handler_target(fn_or_name)
+        if execution_id is not None:
+            _check_execution_id(execution_id)
+        try:
+            input_json = dumps(input)
+        except SerializationError as exc:
+            raise UsageError(f"execution input must be JSON: {exc}") from None
+        execution_id, _ = self.service.start_execution(function=function, target=target, input_json=input_json,
+                                                       execution_id=execution_id, name=name)
+        self._wake.set()
+        return execution_id
+
+    def get(self, execution_id: str) -> ExecutionInfo:
+        row = self.service.execution(execution_id)
+        return _info(row)
+
+    def history(self, execution_id: str) -> list[dict[str, Any]]:
+        return self.service.history(execution_id)
+
+    def operations(self, execution_id: str) -> list[Operation]:
+        return self.service.operations(execution_id)
+
+    def list(self, *, status: str | None = None, function: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        return self.service.list_executions(status=status, function=function, limit=limit)
+
+    def stop(self, execution_id: str, error: ErrorObject | None = None) -> None:
+        self.service.stop(execution_id, error)
+
+    # -- callbacks ----------------------------------------------------------------------------
+    def send_callback_success(self, callback_id: str, result: str | bytes | None = None) -> str:
+        """Answer a callback. ``result`` is the JSON text the outside world sent (stored verbatim)."""
+        if isinstance(result, bytes):
+            result = result.decode()
+        execution_id = self.service.complete_callback(callback_id, result=result)
+        self._wake.set()
+        return execution_id
+
+    def send_callback_failure(self, callback_id: str, error: ErrorObject | dict[str, Any] | str | None = None) -> str:
+        if isinstance(error, str) or error is None:
+            error = ErrorObject(ErrorType="CallbackFailure", ErrorMessage=error or "callback failed")
+        elif isinstance(error, dict):
+            error = ErrorObject.model_validate(error)
+        execution_id = self.service.complete_callback(callback_id, error=error)
+        self._wake.set()
+        return execution_id
+
+    def send_callback_heartbeat(self, callback_id: str) -> str:
+        return self.service.heartbeat_callback(callback_id)
+
+    def pending_callbacks(self) -> list[tuple[str, Operation, str]]:
+        return self.service.pending_callbacks()
+
+    # -- running ------------------------------------------------------------------------------
+    def run_once(self) -> bool:
+        """Fire due timers and run one invocation if any execution is runnable."""
+        self.service.fire_due()
+        invocation = self.service.claim(self.owner, self.lease_seconds)
+        if invocation is None:
+            self.service.release_dead_leases(_owner_is_dead)
+            invocation = self.service.claim(self.owner, self.lease_seconds)
+            if invocation is None:
+                return False
+        self._invoke(invocation)
+        return True
+
+    def run_until_idle(self, *, skip_time: bool | None = None, until: float | None = None,
+                       max_invocations: int = 100_000) -> int:
+        """Run invocations until nothing is runnable. With a virtual clock (or ``skip_time=True``
+        on one) time jumps to the next due timer, so waits finish at once; ``until`` caps that."""
+        skip = self.clock.virtual if skip_time is None else skip_time
+        count = 0
+        while count < max_invocations:
+            if self.run_once():
+                count += 1
+                continue
+            if not skip or not isinstance(self.clock, VirtualClock):
+                break
+            due = self.service.next_due()
+            if due is None or (until is not None and due > until):
+                if until is not None:
+                    self.clock.advance_to(until)
+                break
+            self.clock.advance_to(due)
+        return count
+
+    def run(self, fn_or_name: Callable[..., Any] | str, input: Any = None, execution_id: str | None = None) -> ExecutionInfo:
+        """Start and drive to completion or suspension: handy in scripts and tests."""
+        execution_id = self.start(fn_or_name, input, execution_id)
+        self.run_until_idle()
+        return self.get(execution_id)
+
+    def worker(self, stop: threading.Event | None = None, *, idle_exit: bool = False, max_sleep: float = 1.0) -> int:
+        """Serve every execution in the store until ``stop`` is set (or, with ``idle_exit``,
+        until nothing is runnable now). Sleeps until the next due timer, never polls hard."""
+        stop = stop or threading.Event()
+        count = 0
+        while not stop.is_set():
+            if self.run_once():
+                count += 1
+                continue
+            if idle_exit:
+                break
+            due = self.service.next_due()
+            delay = max_sleep if due is None else min(max_sleep, max(0.0, due - self.clock.now()))
+            self._wake.clear()
+            self.clock.sleep(delay, self._wake)
+        return count
+
+    def _invoke(self, invocation: Invocation) -> None:
+        renewer = _LeaseRenewer(self, invocation) if not self.clock.virtual else None
+        try:
+            try:
+                handler = self._handler(invocation.function, invocation.target)
+            except HandlerNotFoundError as exc:
+                output = InvocationOutput(Status=InvocationStatus.FAILED, Error=error_object(exc))
+            else:
+                output = run_invocation(handler, invocation.input, self.service, now=self.clock.now,
+                                        hooks=self.hooks)
+        except InvalidCheckpointTokenError:
+            log.warning("invocation of %s lost its lease to another worker; abandoning it", invocation.execution_id)
+            return
+        except Exception as exc:  # a bug below the handler: report it as a failed invocation
+            log.exception("invocation of %s crashed", invocation.execution_id)
+            output = InvocationOutput(Status=InvocationStatus.FAILED, Error=error_object(exc))
+        finally:
+            if renewer is not None:
+                renewer.stop()
+        self.service.end_invocation(invocation, output, self.owner)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> LocalRuntime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _LeaseRenewer:
+    """Keeps the lease of a long invocation alive from a side thread."""
+
+    def __init__(self, runtime: LocalRuntime, invocation: Invocation) -> None:
+        self._runtime = runtime
+        self._invocation = invocation
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="duragent-lease")
+        self._thread.start()
+
+    def _run(self) -> None:
+        interval = self._runtime.lease_seconds / 3
+        while not self._stop.wait(interval):
+            until = self._runtime.clock.now() + self._runtime.lease_seconds
+            try:
+                self._runtime.service.renew(self._invocation.execution_id, self._runtime.owner, until)
+            except Exception:  # pragma: no cover - the next checkpoint will notice a lost lease
+                log.debug("lease renewal failed", exc_info=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _check_execution_id(execution_id: str) -> None:
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", execution_id):
+        raise UsageError(f"execution id {execution_id!r} is invalid: use 1-64 characters from "
+                         "A-Z a-z 0-9 - _")
+
+
+def _info(row: dict[str, Any]) -> ExecutionInfo:
+    result = None
+    if row["result"] not in (None, ""):
+        try:
+            result = json.loads(row["result"])
+        except json.JSONDecodeError:
+            result = row["result"]
+    error = json.loads(row["error"]) if row["error"] else None
+    try:
+        input_value = json.loads(row["input"]) if row["input"] else None
+    except json.JSONDecodeError:
+        input_value = row["input"]
+    return ExecutionInfo(id=row["id"], function=row["function"], name=row["name"], status=row["status"],
+                         result=result, error=error, input=input_value, started_at=row["started_at"],
+                         ended_at=row["ended_at"], invocations=row["invocations"],
+                         parent_execution=row.get("parent_execution"))
+
+
+_ = sys

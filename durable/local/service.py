@@ -1,0 +1,614 @@
+"""The embedded durable execution service: the semantics AWS runs, persisted in SQLite.
+
+It answers the same two calls as AWS (``checkpoint``, ``get_state``), applies the same state
+transitions and validity rules (PROTOCOL.md §2), writes the same history (§5), and adds what the
+AWS service does on its own: timers, callback answers and timeouts, invocation bookkeeping.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..backend import CheckpointResponse, InvocationInput, StateResponse
+from ..errors import (CallbackNotFoundError, CheckpointError, ExecutionConflictError, ExecutionNotFoundError,
+                      InvalidCheckpointTokenError, UsageError)
+from ..model import (CallbackDetails, ContextDetails, ErrorObject, ExecutionDetails, ExecutionStatus,
+                     InvocationOutput, InvocationStatus, Operation, OperationAction, OperationStatus,
+                     OperationType, OperationUpdate, StepDetails, WaitDetails)
+from . import history as H
+from .store import OpRow, Store, Tx
+
+_ALLOWED = {
+    OperationType.STEP: {OperationAction.START, OperationAction.SUCCEED, OperationAction.FAIL, OperationAction.RETRY},
+    OperationType.CONTEXT: {OperationAction.START, OperationAction.SUCCEED, OperationAction.FAIL},
+    OperationType.WAIT: {OperationAction.START, OperationAction.CANCEL},
+    OperationType.CALLBACK: {OperationAction.START},
+    OperationType.CHAINED_INVOKE: {OperationAction.START},
+    OperationType.EXECUTION: {OperationAction.SUCCEED, OperationAction.FAIL},
+}
+
+
+def encode_token(execution_id: str, seq: int, version: int) -> str:
+    raw = json.dumps({"e": execution_id, "s": seq, "v": version}, separators=(",", ":")).encode()
+    return base64.b64encode(raw).decode()
+
+
+def decode_token(token: str) -> tuple[str, int, int]:
+    try:
+        data = json.loads(base64.b64decode(token.encode(), validate=True))
+        return str(data["e"]), int(data["s"]), int(data["v"])
+    except Exception:
+        raise InvalidCheckpointTokenError(f"Invalid checkpoint token: {token[:40]!r}") from None
+
+
+def local_arn(function: str, execution_id: str) -> str:
+    return f"duragent:local:{function}/{execution_id}"
+
+
+def execution_id_of(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]
+
+
+@dataclass
+class Invocation:
+    execution_id: str
+    invocation_id: str
+    function: str
+    target: str | None
+    input: InvocationInput
+    started_at: float
+
+
+class _Batch:
+    """The effects of one checkpoint batch, written in one go at the end."""
+
+    def __init__(self, tx: Tx, execution: dict[str, Any], now: float) -> None:
+        self.tx = tx
+        self.execution = execution
+        self.now = now
+        self.version = int(execution["version"]) + 1
+        self.event_seq = int(execution["event_seq"])
+        self.op_seq = int(execution["op_seq"])
+        self.events: list[tuple[int, dict[str, Any]]] = []
+        self.rows: dict[str, OpRow] = {}
+
+    def event(self, event: dict[str, Any]) -> None:
+        self.event_seq += 1
+        event["EventId"] = self.event_seq
+        self.events.append((self.event_seq, event))
+
+    def put(self, op: Operation, existing: OpRow | None, *, due_at: float | None = None,
+            callback_id: str | None = None, timeout_at: float | None = None,
+            heartbeat_seconds: int | None = None) -> OpRow:
+        if existing is None:
+            self.op_seq += 1
+        row = OpRow(self.execution["id"], op.Id, existing.seq if existing else self.op_seq, self.version,
+                    op.Type.value, op.Status.value, due_at,
+                    callback_id if callback_id is not None else (existing.callback_id if existing else None),
+                    timeout_at if timeout_at is not None else (existing.timeout_at if existing else None),
+                    heartbeat_seconds if heartbeat_seconds is not None else
+                    (existing.heartbeat_seconds if existing else None),
+                    op.model_dump_json(exclude_none=True))
+        self.rows[op.Id] = row
+        return row
+
+    def flush(self, **execution_fields: Any) -> None:
+        if self.rows:
+            self.tx.put_operations(list(self.rows.values()))
+        if self.events:
+            self.tx.add_events(self.execution["id"], self.events)
+        self.tx.update_execution(self.execution["id"], version=self.version, event_seq=self.event_seq,
+                                 op_seq=self.op_seq, **execution_fields)
+
+
+def _op(row: OpRow) -> Operation:
+    return Operation.model_validate_json(row.data)
+
+
+class LocalService:
+    def __init__(self, store: Store, now: Callable[[], float]) -> None:
+        self.store = store
+        self.now = now
+
+    # -- executions ---------------------------------------------------------------------------
+    def start_execution(self, *, function: str, target: str | None, input_json: str, execution_id: str | None,
+                        name: str | None = None, parent: tuple[str, str] | None = None,
+                        tenant_id: str | None = None) -> tuple[str, bool]:
+        """Create an execution. Returns (id, created); an existing id with the same function and input
+        is returned as is (idempotent start), a different one is a conflict."""
+        execution_id = execution_id or uuid.uuid4().hex
+        now = self.now()
+        with self.store.transaction() as tx:
+            existing = tx.execution(execution_id)
+            if existing is not None:
+                if existing["function"] != function or existing["input"] != input_json:
+                    raise ExecutionConflictError(
+                        f"execution id {execution_id!r} is already used by a {existing['function']!r} execution "
+                        "with a different input; choose a new --id, or repeat the original input to attach to it")
+                return execution_id, False
+            name = name or execution_id
+            op = Operation(Id=execution_id, Name=name, Type=OperationType.EXECUTION, Status=OperationStatus.STARTED,
+                           StartTimestamp=now, ExecutionDetails=ExecutionDetails(InputPayload=input_json))
+            tx.insert_execution({"id": execution_id, "function": function, "target": target, "name": name,
+                                 "input": input_json, "status": ExecutionStatus.RUNNING.value, "started_at": now,
+                                 "version": 1, "event_seq": 1, "op_seq": 1, "runnable": 1,
+                                 "parent_execution": parent[0] if parent else None,
+                                 "parent_operation": parent[1] if parent else None, "tenant_id": tenant_id})
+            tx.put_operations([OpRow(execution_id, execution_id, 1, 1, op.Type.value, op.Status.value, None, None,
+                                     None, None, op.model_dump_json(exclude_none=True))])
+            started = H.with_details(H.base_event("ExecutionStarted", None, now),
+                                     {"Input": H.payload(input_json)})
+            started.update({"EventId": 1, "Id": execution_id, "Name": name})
+            tx.add_events(execution_id, [(1, started)])
+        return execution_id, True
+
+    def execution(self, execution_id: str) -> dict[str, Any]:
+        with self.store.transaction(write=False) as tx:
+            row = tx.execution(execution_id)
+        if row is None:
+            raise ExecutionNotFoundError(f"no execution {execution_id!r} in {self.store.path}; "
+                                         "`duragent list` shows the ids")
+        return row
+
+    def history(self, execution_id: str) -> list[dict[str, Any]]:
+        self.execution(execution_id)
+        with self.store.transaction(write=False) as tx:
+            return tx.events(execution_id)
+
+    def operations(self, execution_id: str) -> list[Operation]:
+        self.execution(execution_id)
+        with self.store.transaction(write=False) as tx:
+            return [_op(r) for r in tx.operations(execution_id)]
+
+    def list_executions(self, **filters: Any) -> list[dict[str, Any]]:
+        with self.store.transaction(write=False) as tx:
+            return tx.list_executions(**filters)
+
+    def pending_callbacks(self) -> list[tuple[str, Operation, str]]:
+        """(execution id, operation, callback id) for every callback awaiting an answer."""
+        with self.store.transaction(write=False) as tx:
+            rows = tx.pending_callbacks()
+        return [(r.execution_id, _op(r), r.callback_id or "") for r in rows]
+
+    # -- invocations --------------------------------------------------------------------------
+    def claim(self, owner: str, lease_seconds: float) -> Invocation | None:
+        """Lease one execution that needs an invocation and open the invocation, in one commit."""
+        now = self.now()
+        with self.store.transaction() as tx:
+            execution_id = tx.claim_runnable(owner, now, lease_seconds)
+            if execution_id is None:
+                return None
+            return self._begin(tx, execution_id, now)
+
+    def _begin(self, tx: Tx, execution_id: str, now: float) -> Invocation:
+        execution = tx.execution(execution_id)
+        assert execution is not None
+        batch = _Batch(tx, execution, now)
+        if execution["invocation_id"]:
+            # The previous invocation never reported back: its process died.
+            crash = H.with_details(H.base_event("InvocationCompleted", None, now), {
+                "StartTimestamp": execution["invocation_started"], "EndTimestamp": now,
+                "RequestId": execution["invocation_id"],
+                "Error": H.error_payload({"ErrorType": "Runtime.ExitError",
+                                          "ErrorMessage": "the invocation's process exited before it finished"})})
+            batch.event(crash)
+        invocation_id = uuid.uuid4().hex
+        seq = int(execution["token_seq"]) + 1
+        operations = [_op(r) for r in tx.operations(execution_id)]
+        batch.flush(token_seq=seq, runnable=0, invocation_id=invocation_id, invocation_started=now,
+                    invocations=int(execution["invocations"]) + 1, async_version=0)
+        token = encode_token(execution_id, seq, batch.version)
+        arn = local_arn(execution["function"], execution_id)
+        return Invocation(execution_id, invocation_id, execution["function"], execution["target"],
+                          InvocationInput(arn=arn, token=token, operations=operations), now)
+
+    def renew(self, execution_id: str, owner: str, until: float) -> bool:
+        with self.store.transaction() as tx:
+            return tx.renew_lease(execution_id, owner, until)
+
+    def release_dead_leases(self, is_dead: Callable[[str], bool]) -> int:
+        """Expire leases whose owner process is known to be gone, so work resumes at once."""
+        now = self.now()
+        with self.store.transaction(write=False) as tx:
+            leases = tx.leases(now)
+        dead = [(eid, owner) for eid, owner in leases if is_dead(owner)]
+        if dead:
+            with self.store.transaction() as tx:
+                for eid, owner in dead:
+                    tx.expire_lease(eid, owner)
+        return len(dead)
+
+    def end_invocation(self, invocation: Invocation, output: InvocationOutput, owner: str) -> None:
+        now = self.now()
+        with self.store.transaction() as tx:
+            execution = tx.execution(invocation.execution_id)
+            if execution is None or execution["invocation_id"] != invocation.invocation_id:
+                return  # a zombie: someone else took over; its report is void
+            batch = _Batch(tx, execution, now)
+            batch.version -= 1  # no operation changes here
+            done = H.with_details(H.base_event("InvocationCompleted", None, now), {
+                "StartTimestamp": invocation.started_at, "EndTimestamp": now, "RequestId": invocation.invocation_id})
+            batch.event(done)
+            fields: dict[str, Any] = {"invocation_id": None, "invocation_started": None, "lease_owner": None,
+                                      "lease_expires": None}
+            if execution["status"] != ExecutionStatus.RUNNING.value:
+                batch.flush(**fields)  # stopped (or completed through an EXECUTION update) meanwhile
+                return
+            if output.Status == InvocationStatus.PENDING and not self._has_pending_work(tx, invocation.execution_id):
+                output = InvocationOutput(Status=InvocationStatus.FAILED, Error=ErrorObject(
+                    ErrorType="InvalidParameterValueException",
+                    ErrorMessage="Cannot return PENDING status with no pending operations."))
+            if output.Status == InvocationStatus.SUCCEEDED:
+                self._finish(batch, ExecutionStatus.SUCCEEDED, result=output.Result, fields=fields)
+            elif output.Status == InvocationStatus.FAILED:
+                self._finish(batch, ExecutionStatus.FAILED, error=output.Error or ErrorObject(), fields=fields)
+            else:
+                batch.flush(**fields)
+
+    def _has_pending_work(self, tx: Tx, execution_id: str) -> bool:
+        for row in tx.operations(execution_id):
+            if row.status in ("PENDING", "READY") and row.type == "STEP":
+                return True
+            if row.status == "STARTED" and row.type in ("WAIT", "CALLBACK", "CHAINED_INVOKE"):
+                return True
+        return False
+
+    def _finish(self, batch: _Batch, status: ExecutionStatus, *, result: str | None = None,
+                error: ErrorObject | None = None, fields: dict[str, Any]) -> None:
+        execution = batch.execution
+        if status == ExecutionStatus.SUCCEEDED:
+            if result == "" and execution.get("result"):
+                result = execution["result"]  # large result checkpointed through EXECUTION SUCCEED
+            event = H.with_details(H.base_event("ExecutionSucceeded", None, batch.now), {"Result": H.payload(result)})
+        elif status == ExecutionStatus.STOPPED:
+            event = H.with_details(H.base_event("ExecutionStopped", None, batch.now), {"Error": H.error_payload(error)})
+        else:
+            event = H.with_details(H.base_event("ExecutionFailed", None, batch.now), {"Error": H.error_payload(error)})
+        event.update({"Id": execution["id"], "Name": execution["name"]})
+        batch.event(event)
+        batch.tx.clear_due(execution["id"])
+        batch.flush(status=status.value, result=result,
+                    error=error.model_dump_json(exclude_none=True) if error is not None else None,
+                    ended_at=batch.now, runnable=0, **fields)
+        if execution.get("parent_execution"):
+            self._complete_parent_invoke(batch.tx, execution, status, result, error)
+
+    def _complete_parent_invoke(self, tx: Tx, execution: dict[str, Any], status: ExecutionStatus,
+                                result: str | None, error: ErrorObject | None) -> None:
+        """Chained invoke: the caller's CHAINED_INVOKE operation completes with the target's outcome."""
+        hook = getattr(self, "on_child_finished", None)
+        if hook is not None:
+            hook(tx, execution, status, result, error)
+
+    def stop(self, execution_id: str, error: ErrorObject | None = None) -> None:
+        now = self.now()
+        with self.store.transaction() as tx:
+            execution = tx.execution(execution_id)
+            if execution is None:
+                raise ExecutionNotFoundError(f"no execution {execution_id!r}; `duragent list` shows the ids")
+            if execution["status"] != ExecutionStatus.RUNNING.value:
+                raise UsageError(f"execution {execution_id} is already {execution['status']}; only a RUNNING "
+                                 "execution can be stopped")
+            batch = _Batch(tx, execution, now)
+            batch.version -= 1
+            self._finish(batch, ExecutionStatus.STOPPED,
+                         error=error or ErrorObject(ErrorType="ExecutionStopped", ErrorMessage="stopped by request"),
+                         fields={"invocation_id": None, "lease_owner": None, "lease_expires": None})
+
+    # -- the checkpoint API ---------------------------------------------------------------------
+    def get_state(self, arn: str, token: str, marker: str | None) -> StateResponse:
+        execution_id, _, _ = decode_token(token)
+        with self.store.transaction(write=False) as tx:
+            return StateResponse([_op(r) for r in tx.operations(execution_id)], None)
+
+    def checkpoint(self, arn: str, token: str, updates: list[OperationUpdate]) -> CheckpointResponse:
+        execution_id, seq, seen_version = decode_token(token)
+        if execution_id != execution_id_of(arn):
+            raise InvalidCheckpointTokenError("Invalid checkpoint token: it belongs to another execution")
+        now = self.now()
+        with self.store.transaction() as tx:
+            execution = tx.execution(execution_id)
+            if execution is None or int(execution["token_seq"]) != seq or \
+                    execution["status"] != ExecutionStatus.RUNNING.value:
+                raise InvalidCheckpointTokenError(
+                    "Invalid checkpoint token: a newer invocation owns this execution, or it has ended")
+            batch = _Batch(tx, execution, now)
+            wanted = {u.Id for u in updates} | {u.ParentId for u in updates if u.ParentId}
+            existing = tx.operations_by_id(execution_id, sorted(wanted))
+            _validate_batch(updates, existing)
+            ended = False
+            for update in updates:
+                if update.Type == OperationType.EXECUTION:
+                    ended = True
+                    self._execution_update(batch, update)
+                    break
+                row = batch.rows.get(update.Id) or existing.get(update.Id)
+                self._apply(batch, update, row)
+            if ended:
+                return CheckpointResponse(token=None, operations=[])
+            changed = [_op(r) for r in batch.rows.values()]
+            if int(execution["async_version"]) > seen_version:
+                seen = {op.Id for op in changed}
+                changed.extend(_op(r) for r in tx.operations_since(execution_id, seen_version) if r.id not in seen)
+            batch.flush(token_seq=seq + 1)
+            return CheckpointResponse(token=encode_token(execution_id, seq + 1, batch.version), operations=changed)
+
+    def _execution_update(self, batch: _Batch, update: OperationUpdate) -> None:
+        fields = {"invocation_id": batch.execution["invocation_id"]}
+        if update.Action == OperationAction.SUCCEED:
+            self._finish(batch, ExecutionStatus.SUCCEEDED, result=update.Payload, fields=fields)
+        else:
+            self._finish(batch, ExecutionStatus.FAILED, error=update.Error or ErrorObject(), fields=fields)
+
+    def _apply(self, batch: _Batch, update: OperationUpdate, row: OpRow | None) -> None:
+        now = batch.now
+        current = _op(row) if row is not None else None
+        action = update.Action
+        kind = update.Type
+        base = dict(Id=update.Id, ParentId=update.ParentId, Name=update.Name, Type=kind, SubType=update.SubType)
+        if kind == OperationType.STEP:
+            details = current.StepDetails if current and current.StepDetails else StepDetails(Attempt=0)
+            start = current.StartTimestamp if current else now
+            if action == OperationAction.START:
+                op = Operation(**base, Status=OperationStatus.STARTED, StartTimestamp=start,
+                               StepDetails=StepDetails(Attempt=details.Attempt, Result=details.Result,
+                                                       Error=details.Error))
+                batch.put(op, row)
+                batch.event(H.with_details(H.base_event("StepStarted", update, now), {}))
+            elif action in (OperationAction.SUCCEED, OperationAction.FAIL):
+                attempt = details.Attempt + 1
+                ok = action == OperationAction.SUCCEED
+                op = Operation(**base, Status=OperationStatus.SUCCEEDED if ok else OperationStatus.FAILED,
+                               StartTimestamp=start, EndTimestamp=now,
+                               StepDetails=StepDetails(Attempt=attempt, Result=update.Payload if ok else None,
+                                                       Error=None if ok else update.Error))
+                batch.put(op, row)
+                if ok:
+                    body = {"Result": H.payload(update.Payload), "RetryDetails": {"CurrentAttempt": attempt}}
+                    batch.event(H.with_details(H.base_event("StepSucceeded", update, now), body))
+                else:
+                    body = {"Error": H.error_payload(update.Error), "RetryDetails": {"CurrentAttempt": attempt}}
+                    batch.event(H.with_details(H.base_event("StepFailed", update, now), body))
+            else:  # RETRY
+                attempt = details.Attempt + 1
+                delay = int(update.StepOptions.NextAttemptDelaySeconds or 1) if update.StepOptions else 1
+                due = now + delay
+                op = Operation(**base, Status=OperationStatus.PENDING, StartTimestamp=start,
+                               StepDetails=StepDetails(Attempt=attempt, NextAttemptTimestamp=due,
+                                                       Result=update.Payload, Error=update.Error))
+                batch.put(op, row, due_at=due)
+                retry = {"CurrentAttempt": attempt, "NextAttemptDelaySeconds": delay}
+                if update.Error is not None:
+                    body = {"Error": H.error_payload(update.Error), "RetryDetails": retry}
+                    batch.event(H.with_details(H.base_event("StepFailed", update, now), body))
+                else:
+                    body = {"Result": H.payload(update.Payload), "RetryDetails": retry}
+                    batch.event(H.with_details(H.base_event("StepSucceeded", update, now), body))
+        elif kind == OperationType.WAIT:
+            if action == OperationAction.START:
+                seconds = update.WaitOptions.WaitSeconds if update.WaitOptions else 1
+                due = now + seconds
+                op = Operation(**base, Status=OperationStatus.STARTED, StartTimestamp=now,
+                               WaitDetails=WaitDetails(ScheduledEndTimestamp=due))
+                batch.put(op, row, due_at=due)
+                batch.event(H.with_details(H.base_event("WaitStarted", update, now),
+                                           {"Duration": seconds, "ScheduledEndTimestamp": due}))
+            else:  # CANCEL
+                assert current is not None
+                op = current.model_copy(update={"Status": OperationStatus.CANCELLED, "EndTimestamp": now})
+                batch.put(op, row, due_at=None)
+                batch.event(H.with_details(H.base_event("WaitCancelled", update, now), {}))
+        elif kind == OperationType.CALLBACK:
+            options = update.CallbackOptions
+            timeout = options.TimeoutSeconds if options else 0
+            heartbeat = options.HeartbeatTimeoutSeconds if options else 0
+            callback_id = _new_callback_id(batch.execution["id"], update.Id)
+            timeout_at = now + timeout if timeout else None
+            op = Operation(**base, Status=OperationStatus.STARTED, StartTimestamp=now,
+                           CallbackDetails=CallbackDetails(CallbackId=callback_id))
+            batch.put(op, row, due_at=_callback_due(timeout_at, heartbeat, now), callback_id=callback_id,
+                      timeout_at=timeout_at, heartbeat_seconds=heartbeat or None)
+            details: dict[str, Any] = {"CallbackId": callback_id}
+            if timeout:
+                details["Timeout"] = timeout
+            if heartbeat:
+                details["HeartbeatTimeout"] = heartbeat
+            batch.event(H.with_details(H.base_event("CallbackStarted", update, now), details))
+        elif kind == OperationType.CONTEXT:
+            if action == OperationAction.START:
+                op = Operation(**base, Status=OperationStatus.STARTED, StartTimestamp=now,
+                               ContextDetails=ContextDetails())
+                batch.put(op, row)
+                batch.event(H.with_details(H.base_event("ContextStarted", update, now), {}))
+            else:
+                ok = action == OperationAction.SUCCEED
+                replay = bool(update.ContextOptions and update.ContextOptions.ReplayChildren)
+                op = Operation(**base, Status=OperationStatus.SUCCEEDED if ok else OperationStatus.FAILED,
+                               StartTimestamp=current.StartTimestamp if current else now, EndTimestamp=now,
+                               ContextDetails=ContextDetails(ReplayChildren=replay or None,
+                                                             Result=update.Payload if ok else None,
+                                                             Error=None if ok else update.Error))
+                batch.put(op, row)
+                if ok:
+                    batch.event(H.with_details(H.base_event("ContextSucceeded", update, now),
+                                               {"Result": H.payload(update.Payload)}))
+                else:
+                    batch.event(H.with_details(H.base_event("ContextFailed", update, now),
+                                               {"Error": H.error_payload(update.Error)}))
+        elif kind == OperationType.CHAINED_INVOKE:
+            starter = getattr(self, "start_chained_invoke", None)
+            if starter is None:
+                raise CheckpointError("chained invoke is not supported by this service")
+            starter(batch, update, row)
+
+    # -- the outside world --------------------------------------------------------------------
+    def _callback_row(self, tx: Tx, callback_id: str) -> OpRow:
+        row = tx.operation_by_callback(callback_id)
+        if row is None:
+            raise CallbackNotFoundError(f"unknown callback id {callback_id!r}; `duragent list --pending` shows "
+                                        "the callbacks that await an answer")
+        if row.status != OperationStatus.STARTED.value:
+            raise CallbackNotFoundError(f"callback {callback_id[:24]}… has already completed ({row.status}); "
+                                        "it cannot be answered again")
+        return row
+
+    def complete_callback(self, callback_id: str, *, result: str | None = None,
+                          error: ErrorObject | None = None) -> str:
+        """Answer a callback (success when ``error`` is None). Returns the execution id."""
+        now = self.now()
+        with self.store.transaction() as tx:
+            row = self._callback_row(tx, callback_id)
+            execution = tx.execution(row.execution_id)
+            assert execution is not None
+            if execution["status"] != ExecutionStatus.RUNNING.value:
+                raise CallbackNotFoundError(f"callback {callback_id[:24]}… belongs to execution "
+                                            f"{row.execution_id}, which is {execution['status']}")
+            batch = _Batch(tx, execution, now)
+            current = _op(row)
+            details = CallbackDetails(CallbackId=callback_id, Result=result if error is None else None, Error=error)
+            status = OperationStatus.SUCCEEDED if error is None else OperationStatus.FAILED
+            op = current.model_copy(update={"Status": status, "EndTimestamp": now, "CallbackDetails": details})
+            batch.put(op, row, due_at=None)
+            if error is None:
+                batch.event(H.with_details(H.base_event("CallbackSucceeded", op, now), {"Result": H.payload(result)}))
+            else:
+                batch.event(H.with_details(H.base_event("CallbackFailed", op, now), {"Error": H.error_payload(error)}))
+            batch.flush(runnable=1, async_version=batch.version)
+            return row.execution_id
+
+    def heartbeat_callback(self, callback_id: str) -> str:
+        now = self.now()
+        with self.store.transaction() as tx:
+            row = self._callback_row(tx, callback_id)
+            if row.heartbeat_seconds:
+                row.due_at = _callback_due(row.timeout_at, row.heartbeat_seconds, now)
+                tx.put_operations([row])
+            return row.execution_id
+
+    # -- timers -------------------------------------------------------------------------------
+    def fire_due(self) -> int:
+        """Complete every timer that is due: waits end, retries become READY, callbacks time out."""
+        now = self.now()
+        fired = 0
+        with self.store.transaction() as tx:
+            rows = tx.due_operations(now)
+            by_execution: dict[str, list[OpRow]] = {}
+            for row in rows:
+                by_execution.setdefault(row.execution_id, []).append(row)
+            for execution_id, op_rows in by_execution.items():
+                execution = tx.execution(execution_id)
+                if execution is None or execution["status"] != ExecutionStatus.RUNNING.value:
+                    tx.clear_due(execution_id)
+                    continue
+                batch = _Batch(tx, execution, now)
+                for row in op_rows:
+                    self._fire(batch, row)
+                    fired += 1
+                batch.flush(runnable=1, async_version=batch.version)
+        return fired
+
+    def _fire(self, batch: _Batch, row: OpRow) -> None:
+        op = _op(row)
+        now = batch.now
+        if op.Type == OperationType.WAIT and op.Status == OperationStatus.STARTED:
+            done = op.model_copy(update={"Status": OperationStatus.SUCCEEDED, "EndTimestamp": now})
+            batch.put(done, row, due_at=None)
+            seconds = int(round((op.WaitDetails.ScheduledEndTimestamp or now) - (op.StartTimestamp or now))) \
+                if op.WaitDetails else 0
+            batch.event(H.with_details(H.base_event("WaitSucceeded", op, now), {"Duration": seconds}))
+        elif op.Type == OperationType.STEP and op.Status == OperationStatus.PENDING:
+            batch.put(op.model_copy(update={"Status": OperationStatus.READY}), row, due_at=None)
+        elif op.Type == OperationType.CALLBACK and op.Status == OperationStatus.STARTED:
+            timed_out = row.timeout_at is not None and row.timeout_at <= now + 1e-9
+            kind = "Callback.Timeout" if timed_out else "Callback.Heartbeat"
+            message = "Callback timed out" if timed_out else "Callback heartbeat timed out"
+            error = ErrorObject(ErrorType=kind, ErrorMessage=message)
+            details = CallbackDetails(CallbackId=row.callback_id, Error=error)
+            batch.put(op.model_copy(update={"Status": OperationStatus.TIMED_OUT, "EndTimestamp": now,
+                                            "CallbackDetails": details}), row, due_at=None)
+            batch.event(H.with_details(H.base_event("CallbackTimedOut", op, now), {"Error": H.error_payload(error)}))
+        else:
+            fire_other = getattr(self, "fire_other", None)
+            if fire_other is not None:
+                fire_other(batch, op, row)
+            else:
+                batch.put(op, row, due_at=None)
+
+    def next_due(self) -> float | None:
+        with self.store.transaction(write=False) as tx:
+            return tx.next_due()
+
+    def runnable_count(self) -> int:
+        with self.store.transaction(write=False) as tx:
+            return tx.runnable_count(self.now())
+
+
+def _callback_due(timeout_at: float | None, heartbeat: int | None, now: float) -> float | None:
+    candidates = [t for t in (timeout_at, now + heartbeat if heartbeat else None) if t is not None]
+    return min(candidates) if candidates else None
+
+
+def _new_callback_id(execution_id: str, op_id: str) -> str:
+    raw = json.dumps({"e": execution_id, "o": op_id, "n": secrets.token_hex(8)}, separators=(",", ":"))
+    return base64.b64encode(raw.encode()).decode()
+
+
+def _validate_batch(updates: Sequence[OperationUpdate], existing: dict[str, OpRow]) -> None:
+    """The service's validity rules: refuse the whole batch before writing anything."""
+    seen: dict[str, OperationAction] = {}
+    started_contexts: set[str] = set()
+    for index, update in enumerate(updates):
+        where = f"update #{index + 1} ({update.Type.value} {update.Action.value} {update.Id[:12]}…)"
+        if update.Action not in _ALLOWED[update.Type]:
+            raise CheckpointError(f"{where}: action {update.Action.value} is not allowed for {update.Type.value}")
+        if update.Type == OperationType.EXECUTION and index != len(updates) - 1:
+            raise CheckpointError(f"{where}: an EXECUTION update must be the last of its batch")
+        if update.Id in seen:
+            if not (seen[update.Id] == OperationAction.START and update.Action != OperationAction.START
+                    and update.Type in (OperationType.STEP, OperationType.CONTEXT)):
+                raise CheckpointError(f"{where}: the same operation appears twice in one batch")
+        if update.ParentId and update.ParentId not in started_contexts:
+            parent = existing.get(update.ParentId)
+            if parent is None or parent.type != OperationType.CONTEXT.value:
+                raise CheckpointError(f"{where}: ParentId does not name a CONTEXT operation")
+        row = existing.get(update.Id)
+        if row is not None and update.Type != OperationType.EXECUTION and update.Id not in seen:
+            current = _op(row)
+            for key in ("Type", "SubType", "Name", "ParentId"):
+                if getattr(current, key) != getattr(update, key):
+                    raise CheckpointError(f"{where}: Inconsistent operation {key} "
+                                          f"({getattr(current, key)!r} stored, {getattr(update, key)!r} sent)")
+            _check_transition(where, update, current.Status)
+        if update.Type == OperationType.STEP and update.Action == OperationAction.RETRY and update.StepOptions is None:
+            raise CheckpointError(f"{where}: RETRY requires StepOptions")
+        if update.Action == OperationAction.FAIL and update.Payload is not None:
+            raise CheckpointError(f"{where}: FAIL must not carry a Payload")
+        if update.Action == OperationAction.SUCCEED and update.Error is not None:
+            raise CheckpointError(f"{where}: SUCCEED must not carry an Error")
+        if update.Type == OperationType.CONTEXT and update.Action == OperationAction.START:
+            started_contexts.add(update.Id)
+        seen[update.Id] = update.Action
+
+
+def _check_transition(where: str, update: OperationUpdate, status: OperationStatus) -> None:
+    kind, action = update.Type, update.Action
+    ok = True
+    if kind == OperationType.STEP:
+        if action == OperationAction.START:
+            ok = status == OperationStatus.READY
+        else:
+            ok = status in (OperationStatus.STARTED, OperationStatus.READY)
+    elif kind == OperationType.CONTEXT:
+        ok = action != OperationAction.START and status == OperationStatus.STARTED
+    elif kind == OperationType.WAIT:
+        ok = action == OperationAction.CANCEL and status == OperationStatus.STARTED
+    elif kind in (OperationType.CALLBACK, OperationType.CHAINED_INVOKE):
+        ok = False
+    if not ok:
+        raise CheckpointError(f"{where}: cannot {action.value} an operation that is {status.value}")

@@ -1,0 +1,312 @@
+"""The SQLite store: the only module that speaks SQL.
+
+One file, WAL mode. Durability ``full`` (synchronous=FULL) survives power loss; ``process``
+(synchronous=NORMAL) survives a crashed process but may lose the last commits on power loss,
+for a faster checkpoint. Every public write happens inside one ``transaction()``: one commit per
+checkpoint call, never a half-applied batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import StoreError
+
+SCHEMA_NAME = "duragent"
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS executions (
+    id TEXT PRIMARY KEY,
+    function TEXT NOT NULL,
+    target TEXT,
+    name TEXT NOT NULL,
+    input TEXT,
+    status TEXT NOT NULL,
+    result TEXT,
+    error TEXT,
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    token_seq INTEGER NOT NULL DEFAULT 0,
+    version INTEGER NOT NULL DEFAULT 0,
+    async_version INTEGER NOT NULL DEFAULT 0,
+    event_seq INTEGER NOT NULL DEFAULT 0,
+    op_seq INTEGER NOT NULL DEFAULT 0,
+    runnable INTEGER NOT NULL DEFAULT 1,
+    lease_owner TEXT,
+    lease_expires REAL,
+    invocation_id TEXT,
+    invocation_started REAL,
+    invocations INTEGER NOT NULL DEFAULT 0,
+    parent_execution TEXT,
+    parent_operation TEXT,
+    tenant_id TEXT,
+    info TEXT
+);
+CREATE INDEX IF NOT EXISTS executions_runnable ON executions(started_at) WHERE runnable = 1 AND status = 'RUNNING';
+CREATE INDEX IF NOT EXISTS executions_leased ON executions(lease_expires) WHERE lease_owner IS NOT NULL;
+CREATE INDEX IF NOT EXISTS executions_status ON executions(status, started_at);
+CREATE TABLE IF NOT EXISTS operations (
+    execution_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    status TEXT NOT NULL,
+    due_at REAL,
+    callback_id TEXT,
+    timeout_at REAL,
+    heartbeat_seconds INTEGER,
+    data TEXT NOT NULL,
+    PRIMARY KEY (execution_id, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS operations_due ON operations(due_at) WHERE due_at IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS operations_callback ON operations(callback_id) WHERE callback_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS events (
+    execution_id TEXT NOT NULL,
+    event_id INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (execution_id, event_id)
+) WITHOUT ROWID;
+"""
+
+EXECUTION_COLUMNS = ("id", "function", "target", "name", "input", "status", "result", "error", "started_at",
+                     "ended_at", "token_seq", "version", "async_version", "event_seq", "op_seq", "runnable",
+                     "lease_owner", "lease_expires", "invocation_id", "invocation_started", "invocations",
+                     "parent_execution", "parent_operation", "tenant_id", "info")
+
+
+@dataclass
+class OpRow:
+    execution_id: str
+    id: str
+    seq: int
+    version: int
+    type: str
+    status: str
+    due_at: float | None
+    callback_id: str | None
+    timeout_at: float | None
+    heartbeat_seconds: int | None
+    data: str
+
+
+_OP_COLUMNS = "execution_id, id, seq, version, type, status, due_at, callback_id, timeout_at, heartbeat_seconds, data"
+
+
+class Store:
+    def __init__(self, path: str | Path, *, durability: str = "full") -> None:
+        if durability not in ("full", "process"):
+            raise StoreError(f"durability must be 'full' (survives power loss) or 'process' (survives a "
+                             f"crashed process), got {durability!r}")
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            _check_is_ours(self.path)
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        self._conn.row_factory = sqlite3.Row
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
+            self._conn.execute("PRAGMA busy_timeout=30000")
+            self._conn.execute("PRAGMA foreign_keys=OFF")
+            self._init_schema()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise StoreError(f"{self.path} is not a duragent database ({exc}); pass --db with a new file "
+                             "name or the path of an existing duragent store") from None
+
+    def _init_schema(self) -> None:
+        with self.transaction(write=False) as tx:
+            tables = {r[0] for r in tx.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            meta = dict(tx.conn.execute("SELECT key, value FROM meta").fetchall()) if "meta" in tables else {}
+        if tables and "meta" not in tables:
+            raise StoreError(f"{self.path} is a SQLite database but not a duragent store (it has tables "
+                             f"{sorted(tables)[:5]}); pass --db with a new file name")
+        if "meta" in tables and meta:
+            if meta.get("schema") != SCHEMA_NAME:
+                raise StoreError(f"{self.path} is a SQLite database but not a duragent store; pass --db "
+                                 "with a new file name")
+            if meta.get("version") != SCHEMA_VERSION:
+                raise StoreError(f"{self.path} has duragent schema version {meta.get('version')}, this "
+                                 f"duragent reads version {SCHEMA_VERSION}; use a matching duragent")
+            return
+        with self._lock:
+            self._conn.executescript(
+                "BEGIN IMMEDIATE;" + _SCHEMA +
+                f"INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', '{SCHEMA_NAME}'), "
+                f"('version', '{SCHEMA_VERSION}');COMMIT;")
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextlib.contextmanager
+    def transaction(self, write: bool = True) -> Iterator[Tx]:
+        """One atomic unit. ``BEGIN IMMEDIATE`` takes the write lock up front, so two processes
+        never interleave a read-modify-write of the same execution."""
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield Tx(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            else:
+                conn.execute("COMMIT")
+
+
+def _check_is_ours(path: str) -> None:
+    p = Path(path)
+    if not p.exists() or p.stat().st_size == 0:
+        return
+    with open(p, "rb") as fh:
+        header = fh.read(16)
+    if header != b"SQLite format 3\x00":
+        raise StoreError(f"{path} is not a duragent database (not even SQLite); pass --db with a new file "
+                         "name or the path of an existing duragent store")
+
+
+class Tx:
+    """Typed statements over one connection (inside a transaction when writing)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    # -- executions ---------------------------------------------------------------------------
+    def insert_execution(self, row: dict[str, Any]) -> None:
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        self.conn.execute(f"INSERT INTO executions ({cols}) VALUES ({marks})", tuple(row.values()))
+
+    def execution(self, execution_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT * FROM executions WHERE id = ?", (execution_id,)).fetchone()
+        return dict(row) if row is not None else None
+
+    def update_execution(self, execution_id: str, **fields: Any) -> None:
+        sets = ", ".join(f"{key} = ?" for key in fields)
+        self.conn.execute(f"UPDATE executions SET {sets} WHERE id = ?", (*fields.values(), execution_id))
+
+    def mark_runnable(self, execution_id: str, version: int) -> None:
+        self.conn.execute("UPDATE executions SET runnable = 1, async_version = ?, version = ? "
+                          "WHERE id = ? AND status = 'RUNNING'", (version, version, execution_id))
+
+    def list_executions(self, *, status: str | None = None, function: str | None = None,
+                        limit: int = 100) -> list[dict[str, Any]]:
+        where, args = [], []
+        if status:
+            where.append("status = ?")
+            args.append(status)
+        if function:
+            where.append("function = ?")
+            args.append(function)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self.conn.execute(
+            f"SELECT id, function, name, status, started_at, ended_at, parent_execution FROM executions {clause} "
+            "ORDER BY started_at DESC, rowid DESC LIMIT ?", (*args, limit)).fetchall()
+        return [dict(r) for r in rows]
+
+    def claim_runnable(self, owner: str, now: float, lease_seconds: float) -> str | None:
+        """Take one execution that needs an invocation: runnable and not leased, or leased by an
+        owner whose lease lapsed (a crashed invocation)."""
+        row = self.conn.execute(
+            "SELECT id FROM executions WHERE status = 'RUNNING' AND runnable = 1 "
+            "AND (lease_owner IS NULL OR lease_expires < ?) ORDER BY started_at LIMIT 1", (now,)).fetchone()
+        if row is None:
+            row = self.conn.execute(
+                "SELECT id FROM executions WHERE lease_owner IS NOT NULL AND lease_expires < ? "
+                "AND status = 'RUNNING' ORDER BY lease_expires LIMIT 1", (now,)).fetchone()
+        if row is None:
+            return None
+        self.conn.execute("UPDATE executions SET lease_owner = ?, lease_expires = ? WHERE id = ?",
+                          (owner, now + lease_seconds, row[0]))
+        return str(row[0])
+
+    def leases(self, now: float) -> list[tuple[str, str]]:
+        rows = self.conn.execute("SELECT id, lease_owner FROM executions WHERE lease_owner IS NOT NULL "
+                                 "AND lease_expires >= ?", (now,)).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    def expire_lease(self, execution_id: str, owner: str) -> None:
+        self.conn.execute("UPDATE executions SET lease_expires = 0 WHERE id = ? AND lease_owner = ?",
+                          (execution_id, owner))
+
+    def renew_lease(self, execution_id: str, owner: str, until: float) -> bool:
+        cur = self.conn.execute("UPDATE executions SET lease_expires = ? WHERE id = ? AND lease_owner = ?",
+                                (until, execution_id, owner))
+        return cur.rowcount == 1
+
+    def runnable_count(self, now: float) -> int:
+        row = self.conn.execute(
+            "SELECT COUNT(*) FROM executions WHERE status = 'RUNNING' AND ((runnable = 1 AND "
+            "(lease_owner IS NULL OR lease_expires < ?)) OR (lease_owner IS NOT NULL AND lease_expires < ?))",
+            (now, now)).fetchone()
+        return int(row[0])
+
+    # -- operations ---------------------------------------------------------------------------
+    def operations(self, execution_id: str) -> list[OpRow]:
+        rows = self.conn.execute(f"SELECT {_OP_COLUMNS} FROM operations WHERE execution_id = ? ORDER BY seq",
+                                 (execution_id,)).fetchall()
+        return [OpRow(*r) for r in rows]
+
+    def operations_by_id(self, execution_id: str, ids: Sequence[str]) -> dict[str, OpRow]:
+        if not ids:
+            return {}
+        marks = ", ".join("?" for _ in ids)
+        rows = self.conn.execute(f"SELECT {_OP_COLUMNS} FROM operations WHERE execution_id = ? AND id IN ({marks})",
+                                 (execution_id, *ids)).fetchall()
+        return {r[1]: OpRow(*r) for r in rows}
+
+    def operations_since(self, execution_id: str, version: int) -> list[OpRow]:
+        rows = self.conn.execute(f"SELECT {_OP_COLUMNS} FROM operations WHERE execution_id = ? AND version > ? "
+                                 "ORDER BY seq", (execution_id, version)).fetchall()
+        return [OpRow(*r) for r in rows]
+
+    def put_operations(self, rows: Sequence[OpRow]) -> None:
+        self.conn.executemany(
+            f"INSERT OR REPLACE INTO operations ({_OP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(r.execution_id, r.id, r.seq, r.version, r.type, r.status, r.due_at, r.callback_id, r.timeout_at,
+              r.heartbeat_seconds, r.data) for r in rows])
+
+    def operation_by_callback(self, callback_id: str) -> OpRow | None:
+        row = self.conn.execute(f"SELECT {_OP_COLUMNS} FROM operations WHERE callback_id = ?",
+                                (callback_id,)).fetchone()
+        return OpRow(*row) if row is not None else None
+
+    def due_operations(self, now: float, limit: int = 200) -> list[OpRow]:
+        rows = self.conn.execute(f"SELECT {_OP_COLUMNS} FROM operations WHERE due_at IS NOT NULL AND due_at <= ? "
+                                 "ORDER BY due_at LIMIT ?", (now, limit)).fetchall()
+        return [OpRow(*r) for r in rows]
+
+    def next_due(self) -> float | None:
+        row = self.conn.execute("SELECT MIN(due_at) FROM operations WHERE due_at IS NOT NULL").fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
+    def pending_callbacks(self, limit: int = 500) -> list[OpRow]:
+        rows = self.conn.execute(f"SELECT {_OP_COLUMNS} FROM operations WHERE callback_id IS NOT NULL "
+                                 "AND status = 'STARTED' ORDER BY seq LIMIT ?", (limit,)).fetchall()
+        return [OpRow(*r) for r in rows]
+
+    def clear_due(self, execution_id: str) -> None:
+        self.conn.execute("UPDATE operations SET due_at = NULL WHERE execution_id = ? AND due_at IS NOT NULL",
+                          (execution_id,))
+
+    # -- events -------------------------------------------------------------------------------
+    def add_events(self, execution_id: str, events: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        self.conn.executemany("INSERT INTO events (execution_id, event_id, data) VALUES (?, ?, ?)",
+                              [(execution_id, eid, json.dumps(data, separators=(",", ":"))) for eid, data in events])
+
+    def events(self, execution_id: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT data FROM events WHERE execution_id = ? ORDER BY event_id",
+                                 (execution_id,)).fetchall()
+        return [json.loads(r[0]) for r in rows]

@@ -1,0 +1,1 @@
+"""One module per durable operation; DurableContext's methods call into these."""

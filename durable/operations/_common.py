@@ -1,0 +1,79 @@
+"""Pieces every operation shares: error objects and the step-scoped context variable."""
+
+from __future__ import annotations
+
+import builtins
+import contextvars
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import DurableOperationError, UsageError
+from ..log import DurableLogger
+from ..model import MAX_ERROR_BYTES, ErrorObject
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What a running step may know about itself (``durable.step_context()``)."""
+
+    attempt: int
+    """1-based attempt number, counted across invocations."""
+    operation_id: str
+    name: str | None
+    logger: DurableLogger
+
+
+CURRENT_STEP: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar("durable_step", default=None)
+
+
+def step_context() -> StepContext:
+    """The context of the step running now. Raises outside a step."""
+    current = CURRENT_STEP.get()
+    if current is None:
+        raise UsageError("durable.step_context() called outside a step; call it from the function "
+                         "passed to ctx.step(...)")
+    return current
+
+
+def forbid_inside_step(what: str) -> None:
+    if CURRENT_STEP.get() is not None:
+        raise UsageError(f"ctx.{what}() called inside a step; durable operations cannot nest in a step. "
+                         "Use ctx.run_in_child_context(...) to group operations instead")
+
+
+def type_name(exc: BaseException) -> str:
+    cls = type(exc)
+    if cls.__module__ == "builtins" and getattr(builtins, cls.__name__, None) is cls:
+        return cls.__name__
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def error_object(exc: BaseException) -> ErrorObject:
+    """The checkpointed form of an exception. A durable operation error keeps the original type
+    and message, so a failure reads the same however many contexts it crossed."""
+    if isinstance(exc, DurableOperationError):
+        error = ErrorObject(ErrorType=exc.error_type or type_name(exc), ErrorMessage=exc.message,
+                            ErrorData=exc.error_data, StackTrace=exc.stack_trace)
+    else:
+        stack = [line.rstrip("\n") for line in traceback.format_exception(exc)][-8:]
+        error = ErrorObject(ErrorType=type_name(exc), ErrorMessage=str(exc), StackTrace=stack)
+    return _fit(error)
+
+
+def _fit(error: ErrorObject) -> ErrorObject:
+    """Keep an error under the service's size limit, shortening the stack first."""
+    while len(error.model_dump_json(exclude_none=True)) > MAX_ERROR_BYTES:
+        if error.StackTrace:
+            error.StackTrace = error.StackTrace[1:] or None
+        elif error.ErrorData and len(error.ErrorData) > 1024:
+            error.ErrorData = error.ErrorData[: len(error.ErrorData) // 2]
+        elif error.ErrorMessage and len(error.ErrorMessage) > 1024:
+            error.ErrorMessage = error.ErrorMessage[: len(error.ErrorMessage) // 2] + "…"
+        else:
+            break
+    return error
+
+
+def error_dict(error: ErrorObject | None) -> dict[str, Any]:
+    return error.to_wire() if error is not None else {}

@@ -1,0 +1,67 @@
+"""ctx.run_in_child_context: a group of operations checkpointed as one result."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..config import ChildConfig
+from ..errors import ChildContextError, DurableOperationError, SuspendExecution
+from ..journal import check_identity
+from ..model import (CHILD_RESULT_REPLAY_THRESHOLD, ContextOptions, OperationAction, OperationStatus,
+                     OperationType, OperationUpdate)
+from ..serdes import deserialize, serdes_for, serialize
+from ._common import error_dict, error_object
+
+if TYPE_CHECKING:
+    from ..context import DurableContext
+
+ErrorFactory = Callable[[dict[str, Any]], DurableOperationError]
+
+
+def run_child(ctx: DurableContext, fn: Callable[[DurableContext], Any], *, name: str | None,
+              config: ChildConfig | None, sub_type: str = "RunInChildContext",
+              error_class: ErrorFactory = ChildContextError.from_error_object) -> Any:
+    config = config or ChildConfig()
+    sub_type = config.sub_type or sub_type
+    op_id, position = ctx._next_operation(name)
+    state = ctx.state
+    op = state.get(op_id)
+    serdes = serdes_for(fn, config.serdes)
+    replaying_children = False
+    if op is not None:
+        check_identity(op, position=position, type_=OperationType.CONTEXT, sub_type=sub_type, name=name,
+                       parent_id=ctx.parent_id)
+        details = op.ContextDetails
+        if op.Status == OperationStatus.SUCCEEDED:
+            if not (details and details.ReplayChildren):
+                return deserialize(serdes, details.Result if details else None)
+            replaying_children = True
+        elif op.Status in (OperationStatus.FAILED, OperationStatus.CANCELLED, OperationStatus.STOPPED,
+                           OperationStatus.TIMED_OUT):
+            raise error_class(error_dict(details.Error if details else None))
+    else:
+        state.enqueue(OperationUpdate(Id=op_id, ParentId=ctx.parent_id, Name=name, Type=OperationType.CONTEXT,
+                                      SubType=sub_type, Action=OperationAction.START))
+    child = ctx._child_context(op_id, name)
+    base = dict(Id=op_id, ParentId=ctx.parent_id, Name=name, Type=OperationType.CONTEXT, SubType=sub_type)
+    try:
+        result = fn(child)
+    except SuspendExecution:
+        raise
+    except Exception as exc:
+        error = error_object(exc)
+        state.checkpoint(OperationUpdate(**base, Action=OperationAction.FAIL, Error=error))
+        raise error_class(error.to_wire()) from exc
+    if replaying_children:
+        return result
+    payload = serialize(serdes, result)
+    if config.replay_children or (payload is not None and len(payload) > CHILD_RESULT_REPLAY_THRESHOLD // 4
+                                  and len(payload.encode()) > CHILD_RESULT_REPLAY_THRESHOLD):
+        summary = config.summary(result) if callable(config.summary) else ""
+        state.checkpoint(OperationUpdate(**base, Action=OperationAction.SUCCEED, Payload=summary,
+                                         ContextOptions=ContextOptions(ReplayChildren=True)))
+        return result
+    state.checkpoint(OperationUpdate(**base, Action=OperationAction.SUCCEED, Payload=payload,
+                                     ContextOptions=ContextOptions(ReplayChildren=False)))
+    return deserialize(serdes, payload)

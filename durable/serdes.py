@@ -1,0 +1,129 @@
+"""How values become checkpointed strings and come back.
+
+The default is plain JSON (what every SDK and human can read), typed on the way back: a step
+whose function is annotated ``-> Order`` gets an ``Order`` on replay, via pydantic. A custom
+``Serdes`` per operation writes whatever string it likes (``HELLO CHILD`` is a valid payload).
+Never pickle: a journal must be readable by other languages and safe to load.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import typing
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import PydanticSerializationError, to_jsonable_python
+
+from .errors import SerializationError
+
+T = TypeVar("T")
+
+
+@runtime_checkable
+class Serdes(Protocol[T]):
+    """Turns a value into the payload string stored in history, and back."""
+
+    def serialize(self, value: T) -> str | None: ...
+
+    def deserialize(self, data: str | None) -> T: ...
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON of anything pydantic can make JSON-able (models, dataclasses, datetimes...)."""
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError):
+        pass
+    try:
+        return json.dumps(to_jsonable_python(value), separators=(",", ":"), ensure_ascii=False)
+    except (PydanticSerializationError, TypeError, ValueError) as exc:
+        raise SerializationError(
+            f"cannot serialize a value of type {type(value).__qualname__} to JSON ({exc}); return "
+            "JSON-able data (dict, list, str, number, bool, None, a pydantic model or dataclass) or "
+            "pass a custom serdes= for this operation") from None
+
+
+@functools.lru_cache(maxsize=512)
+def _adapter(hint: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(hint)
+
+
+class JsonSerdes(Generic[T]):
+    """JSON, optionally validated into ``type_hint`` on the way back."""
+
+    def __init__(self, type_hint: Any = None) -> None:
+        self.type_hint = None if type_hint in (None, Any, object, type(None)) else type_hint
+
+    def serialize(self, value: T) -> str | None:
+        return dumps(value)
+
+    def deserialize(self, data: str | None) -> T:
+        if data is None or data == "":
+            return None  # type: ignore[return-value]
+        try:
+            value = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise SerializationError(f"checkpointed payload is not JSON ({exc}): {data[:80]!r}") from None
+        if self.type_hint is None:
+            return value  # type: ignore[no-any-return]
+        try:
+            adapter = _adapter(self.type_hint)
+        except TypeError:  # unhashable or exotic hint: leave the value as JSON
+            return value  # type: ignore[no-any-return]
+        try:
+            return adapter.validate_python(value)
+        except ValidationError as exc:
+            raise SerializationError(
+                f"checkpointed value does not fit the annotated type {self.type_hint!r}: {exc}") from None
+
+
+DEFAULT_SERDES: JsonSerdes[Any] = JsonSerdes()
+
+
+class PassThroughSerdes:
+    """Strings stored as they are (callback answers are the outside world's bytes)."""
+
+    def serialize(self, value: Any) -> str | None:
+        return None if value is None else str(value)
+
+    def deserialize(self, data: str | None) -> Any:
+        return data
+
+
+@functools.lru_cache(maxsize=1024)
+def _return_hint(fn: Any) -> Any:
+    try:
+        return typing.get_type_hints(fn).get("return")
+    except Exception:  # forward refs that do not resolve, builtins, partials
+        return None
+
+
+def serdes_for(fn: Any, custom: Serdes[Any] | None) -> Serdes[Any]:
+    """The serdes for a function's result: the custom one, else JSON typed by its annotation."""
+    if custom is not None:
+        return custom
+    try:
+        hint = _return_hint(fn)
+    except TypeError:
+        hint = None
+    return JsonSerdes(hint) if hint is not None else DEFAULT_SERDES
+
+
+def serialize(serdes: Serdes[Any], value: Any) -> str | None:
+    try:
+        return serdes.serialize(value)
+    except SerializationError:
+        raise
+    except Exception as exc:
+        raise SerializationError(f"custom serdes {type(serdes).__name__} failed to serialize: {exc!r}") from exc
+
+
+def deserialize(serdes: Serdes[Any], data: str | None) -> Any:
+    try:
+        return serdes.deserialize(data)
+    except SerializationError:
+        raise
+    except Exception as exc:
+        raise SerializationError(f"custom serdes {type(serdes).__name__} failed to deserialize: {exc!r}") from exc
