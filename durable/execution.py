@@ -49,7 +49,10 @@ def run_invocation(handler: Handler, invocation: InvocationInput, service: Durab
     first = not any(op.Type != OperationType.EXECUTION for op in state.operations.values())
     if hooks is not None:
         hooks.invocation_start(state.arn, first)
-    output = _run(handler, ctx, state)
+    try:
+        output = _run(handler, ctx, state)
+    finally:
+        state.close()
     if hooks is not None:
         hooks.invocation_end(state.arn, output.Status.value)
     return output

@@ -8,13 +8,21 @@ START rides with its SUCCEED.
 from __future__ import annotations
 
 import json
+import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from .backend import DurableService
 from .errors import SuspendExecution
 from .model import MAX_BATCH_BYTES, MAX_BATCH_UPDATES, Operation, OperationUpdate
+
+log = logging.getLogger("durable.state")
+
+START_FLUSH_DELAY = 0.1
+"""A queued START is flushed on its own once its step has run this long (seconds): a fast step
+costs one commit, a slow one shows up as started while it runs (and a crash leaves it visible)."""
 
 
 class ExecutionState:
@@ -30,14 +38,57 @@ class ExecutionState:
         self._pending: list[OperationUpdate] = []
         self._lock = threading.RLock()
         self.checkpoint_calls = 0
+        self._cond = threading.Condition()
+        self._deadline: float | None = None
+        self._flusher: threading.Thread | None = None
+        self._closed = False
+        self._background_error: BaseException | None = None
 
     def get(self, op_id: str) -> Operation | None:
         return self.operations.get(op_id)
 
-    def enqueue(self, update: OperationUpdate) -> None:
-        """Queue an update that may ride with the next sync checkpoint."""
+    def enqueue(self, update: OperationUpdate, flush_after: float | None = START_FLUSH_DELAY) -> None:
+        """Queue an update that may ride with the next sync checkpoint (or, if none comes within
+        ``flush_after`` seconds, is flushed in the background)."""
         with self._lock:
             self._pending.append(update)
+        if flush_after is not None:
+            self._arm(flush_after)
+
+    def _arm(self, delay: float) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            if self._deadline is None:
+                self._deadline = time.monotonic() + delay
+            if self._flusher is None:
+                self._flusher = threading.Thread(target=self._flush_in_background, daemon=True,
+                                                 name="duragent-flush")
+                self._flusher.start()
+            self._cond.notify()
+
+    def _flush_in_background(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed and (self._deadline is None or self._deadline > time.monotonic()):
+                    timeout = None if self._deadline is None else self._deadline - time.monotonic()
+                    self._cond.wait(timeout)
+                if self._closed:
+                    return
+                self._deadline = None
+            try:
+                self.flush()
+            except BaseException as exc:  # surfaced to the handler thread at its next checkpoint
+                self._background_error = exc
+                log.debug("background flush failed", exc_info=True)
+
+    def close(self) -> None:
+        """Stop the background flusher (queued updates stay queued)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        if self._flusher is not None and self._flusher is not threading.current_thread():
+            self._flusher.join(timeout=5)
 
     def checkpoint(self, *updates: OperationUpdate) -> None:
         """Persist ``updates`` (and everything queued) before returning."""
@@ -47,6 +98,9 @@ class ExecutionState:
 
     def flush(self) -> None:
         with self._lock:
+            if self._background_error is not None:
+                error, self._background_error = self._background_error, None
+                raise error
             while self._pending:
                 batch = self._take_batch()
                 self._send(batch)

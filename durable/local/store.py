@@ -115,31 +115,44 @@ class Store:
         self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
         self._conn.row_factory = sqlite3.Row
         try:
+            # Read-only ownership check first: PRAGMA journal_mode=WAL rewrites the file header, so it
+            # must never run on somebody else's database.
+            fresh = self._check_schema()
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
             self._conn.execute("PRAGMA busy_timeout=30000")
             self._conn.execute("PRAGMA foreign_keys=OFF")
-            self._init_schema()
+            if fresh:
+                self._create_schema()
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise StoreError(f"{self.path} is not a duragent database ({exc}); pass --db with a new file "
                              "name or the path of an existing duragent store") from None
+        except StoreError:
+            self._conn.close()
+            raise
 
-    def _init_schema(self) -> None:
+    def _check_schema(self) -> bool:
+        """Refuse a database that is not ours without writing to it. True when it is empty (new)."""
         with self.transaction(write=False) as tx:
             tables = {r[0] for r in tx.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             meta = dict(tx.conn.execute("SELECT key, value FROM meta").fetchall()) if "meta" in tables else {}
-        if tables and "meta" not in tables:
+        if not tables:
+            return True
+        if "meta" not in tables:
             raise StoreError(f"{self.path} is a SQLite database but not a duragent store (it has tables "
                              f"{sorted(tables)[:5]}); pass --db with a new file name")
-        if "meta" in tables and meta:
-            if meta.get("schema") != SCHEMA_NAME:
-                raise StoreError(f"{self.path} is a SQLite database but not a duragent store; pass --db "
-                                 "with a new file name")
-            if meta.get("version") != SCHEMA_VERSION:
-                raise StoreError(f"{self.path} has duragent schema version {meta.get('version')}, this "
-                                 f"duragent reads version {SCHEMA_VERSION}; use a matching duragent")
-            return
+        # The schema and its meta rows are created in one transaction, so tables without our meta
+        # rows mean a foreign database that happens to have a "meta" table.
+        if meta.get("schema") != SCHEMA_NAME:
+            raise StoreError(f"{self.path} is a SQLite database but not a duragent store; pass --db "
+                             "with a new file name")
+        if meta.get("version") != SCHEMA_VERSION:
+            raise StoreError(f"{self.path} has duragent schema version {meta.get('version')}, this "
+                             f"duragent reads version {SCHEMA_VERSION}; use a matching duragent")
+        return False
+
+    def _create_schema(self) -> None:
         with self._lock:
             self._conn.executescript(
                 "BEGIN IMMEDIATE;" + _SCHEMA +

@@ -1,0 +1,5 @@
+"""Conformance handlers: the child suite."""
+
+from __future__ import annotations
+
+from ..driver import requirement  # noqa: F401
