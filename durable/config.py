@@ -136,7 +136,6 @@ class CompletionConfig:
 
 @dataclass(frozen=True)
 class InvokeConfig:
-    timeout: Duration | None = None
     payload_serdes: Serdes[Any] | None = None
     result_serdes: Serdes[Any] | None = None
     tenant_id: str | None = None
@@ -149,3 +148,31 @@ class LoggerConfig:
 
 
 _ = field  # re-exported helpers may use dataclasses.field later
+
+
+@dataclass(frozen=True)
+class ParallelConfig:
+    max_concurrency: int | None = None
+    """How many branches run at once (threads in this invocation). None = all."""
+    completion_config: CompletionConfig | None = None
+    """When the batch is done. None = when every branch has finished, whatever the failures."""
+    nesting_type: NestingType = NestingType.NESTED
+    """FLAT: branches are not checkpointed as contexts of their own (fewer history events)."""
+    serdes: Serdes[Any] | None = None
+    """How the whole BatchResult is checkpointed. None = a JSON envelope."""
+    item_serdes: Serdes[Any] | None = None
+    """How each branch result is checkpointed. None = JSON."""
+
+
+@dataclass(frozen=True)
+class MapConfig(ParallelConfig):
+    item_namer: Any = None
+    """``item_namer(item, index) -> str`` names each iteration (default ``map-item-<index>``)."""
+
+
+@dataclass(frozen=True)
+class WaitForConditionConfig:
+    initial_state: Any = None
+    wait_strategy: Any = None
+    """``strategy(state, attempt) -> WaitDecision``; None = poll every 5 s, up to 60 attempts."""
+    serdes: Serdes[Any] | None = None

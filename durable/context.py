@@ -9,14 +9,21 @@ import uuid as _uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from .config import CallbackConfig, ChildConfig, Duration, LoggerConfig, StepConfig
+from .config import (CallbackConfig, ChildConfig, Duration, InvokeConfig, LoggerConfig, MapConfig,
+                     ParallelConfig, StepConfig, WaitForConditionConfig)
 from .journal import operation_id
 from .log import DurableLogger
+from .errors import SuspendExecution
+from .model import OperationStatus
+from .operations import batch as _batch
 from .operations import callback as _callback
 from .operations import child as _child
+from .operations import condition as _condition
+from .operations import invoke as _invoke
 from .operations import step as _step
 from .operations import wait as _wait
-from .operations._common import forbid_inside_step
+from .operations._common import StepContext, forbid_inside_step
+from .plugins import OperationInfo
 from .retry import RetryPolicy
 from .state import ExecutionState
 
@@ -81,30 +88,86 @@ class DurableContext:
              **kwargs: Any) -> T:
         """Run ``fn(*args, **kwargs)`` once; its result is checkpointed and replayed thereafter."""
         forbid_inside_step("step")
-        return _step.run_step(self, fn, args, kwargs, name=name if name is not None else _default_name(fn),
-                              config=config)  # type: ignore[no-any-return]
+        name = name if name is not None else _default_name(fn)
+        return self._observe("STEP", name, (config.sub_type if config else None) or "Step",
+                             lambda: _step.run_step(self, fn, args, kwargs, name=name, config=config))
 
     def wait(self, duration: Duration | float, name: str | None = None) -> None:
         """Suspend for ``duration``. No process is held while waiting."""
         forbid_inside_step("wait")
-        _wait.run_wait(self, Duration.of(duration), name)
+        self._observe("WAIT", name, "Wait", lambda: _wait.run_wait(self, Duration.of(duration), name))
 
     def create_callback(self, name: str | None = None, config: CallbackConfig | None = None) -> _callback.Callback:
         """A callback id to hand out; ``.result()`` suspends until it is answered."""
         forbid_inside_step("create_callback")
-        return _callback.create_callback(self, name, config)
+        return self._observe("CALLBACK", name, "Callback", lambda: _callback.create_callback(self, name, config))
 
     def wait_for_callback(self, submitter: Callable[[str], Any], name: str | None = None,
                           config: CallbackConfig | None = None) -> Any:
         """Create a callback, pass its id to ``submitter`` (run as a step), and wait for the answer."""
         forbid_inside_step("wait_for_callback")
-        return _callback.wait_for_callback(self, submitter, name, config)
+        return self._observe("CONTEXT", name, "WaitForCallback",
+                             lambda: _callback.wait_for_callback(self, submitter, name, config))
 
     def run_in_child_context(self, fn: Callable[[DurableContext], T], name: str | None = None,
                              config: ChildConfig | None = None) -> T:
         """Run ``fn(child_ctx)``; its operations are grouped and its result checkpointed as one."""
         forbid_inside_step("run_in_child_context")
-        return _child.run_child(self, fn, name=name, config=config)  # type: ignore[no-any-return]
+        return self._observe("CONTEXT", name, (config.sub_type if config else None) or "RunInChildContext",
+                             lambda: _child.run_child(self, fn, name=name, config=config))
+
+    def parallel(self, branches: Sequence[Any], name: str | None = None,
+                 config: ParallelConfig | None = None) -> _batch.BatchResult:
+        """Run each branch ``fn(child_ctx)`` as its own child context, concurrently; results in
+        branch order. Branches may be callables or ``(name, fn)`` pairs."""
+        forbid_inside_step("parallel")
+        config = config or ParallelConfig()
+        return self._observe("CONTEXT", name, "Parallel", lambda: _batch.run_batch(
+            self, _batch.parallel_branches(branches), name=name, config=config, kind="Parallel"))
+
+    def map(self, items: Sequence[Any], fn: Callable[..., Any], name: str | None = None,
+            config: MapConfig | None = None) -> _batch.BatchResult:
+        """Run ``fn(child_ctx, item, index, items)`` for every item, concurrently; results in item order."""
+        forbid_inside_step("map")
+        config = config or MapConfig()
+        items = list(items)
+        return self._observe("CONTEXT", name, "Map", lambda: _batch.run_batch(
+            self, _batch.map_branches(items, fn, config), name=name, config=config, kind="Map"))
+
+    def wait_for_condition(self, check: Callable[[Any, StepContext], Any], name: str | None = None,
+                           config: WaitForConditionConfig | None = None) -> Any:
+        """Poll ``check(state, step_context) -> state`` until the wait strategy says stop; the state
+        is checkpointed on every poll and the execution suspends between polls."""
+        forbid_inside_step("wait_for_condition")
+        return self._observe("STEP", name, "WaitForCondition",
+                             lambda: _condition.wait_for_condition(self, check, name=name, config=config))
+
+    def invoke(self, function_name: str, payload: Any = None, name: str | None = None,
+               config: InvokeConfig | None = None) -> Any:
+        """Run another durable function as its own execution and suspend until it finishes."""
+        forbid_inside_step("invoke")
+        return self._observe("CHAINED_INVOKE", name, "ChainedInvoke",
+                             lambda: _invoke.invoke(self, function_name, payload, name=name, config=config))
+
+    def _observe(self, kind: str, name: str | None, sub_type: str, call: Callable[[], T]) -> T:
+        """Tell plugins an operation started and ended (and whether it came from history)."""
+        hooks = self.state.hooks
+        if hooks is None:
+            return call()
+        op_id = operation_id(self._counter + 1, self._prefix)
+        existing = self.state.get(op_id)
+        replaying = existing is not None and existing.Status.terminal
+        info = OperationInfo(self.state.arn, op_id, name, kind, sub_type, self.parent_id, replaying)
+        hooks.operation_start(info)
+        try:
+            result = call()
+        except SuspendExecution:
+            raise
+        except Exception:
+            hooks.operation_end(_with_status(info, OperationStatus.FAILED.value))
+            raise
+        hooks.operation_end(_with_status(info, OperationStatus.SUCCEEDED.value))
+        return result
 
     # -- replay-safe stand-ins for the clock and randomness --------------------------------------
     def now(self) -> float:
@@ -121,6 +184,12 @@ class DurableContext:
 
     def __repr__(self) -> str:
         return f"DurableContext({self._path}, execution={self.execution_id!r})"
+
+
+def _with_status(info: OperationInfo, status: str) -> OperationInfo:
+    from dataclasses import replace
+
+    return replace(info, status=status)
 
 
 def _uuid4_text() -> str:

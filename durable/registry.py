@@ -17,9 +17,10 @@ _REGISTRY: dict[str, Callable[..., Any]] = {}
 class DurableFunction:
     """A registered handler: still callable as ``fn(event, ctx)``, plus its durable name."""
 
-    def __init__(self, fn: Callable[..., Any], name: str) -> None:
+    def __init__(self, fn: Callable[..., Any], name: str, plugins: list[Any] | None = None) -> None:
         self.fn = fn
         self.name = name
+        self.plugins = list(plugins or [])
         self.__name__ = getattr(fn, "__name__", name)
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
@@ -34,15 +35,18 @@ class DurableFunction:
 @overload
 def durable_function(fn: Callable[..., Any], /) -> DurableFunction: ...
 @overload
-def durable_function(*, name: str | None = None) -> Callable[[Callable[..., Any]], DurableFunction]: ...
+def durable_function(*, name: str | None = None,
+                     plugins: list[Any] | None = None) -> Callable[[Callable[..., Any]], DurableFunction]: ...
 
 
-def durable_function(fn: Callable[..., Any] | None = None, /, *, name: str | None = None) -> Any:
-    """Register ``fn(event, ctx)`` as a durable function under ``name`` (default: its own name).
-    Registering does not run anything."""
+def durable_function(fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
+                     plugins: list[Any] | None = None) -> Any:
+    """Register ``fn(event, ctx)`` as a durable function under ``name`` (default: its own name),
+    with optional plugins (durable.plugins.Plugin). Registering does not run anything."""
 
     def register(target: Callable[..., Any]) -> DurableFunction:
-        wrapped = target if isinstance(target, DurableFunction) else DurableFunction(target, name or target.__name__)
+        wrapped = target if isinstance(target, DurableFunction) else \
+            DurableFunction(target, name or target.__name__, plugins)
         _REGISTRY[wrapped.name] = wrapped
         return wrapped
 

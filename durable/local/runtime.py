@@ -24,6 +24,7 @@ from ..errors import (HandlerNotFoundError, InvalidCheckpointTokenError, Seriali
 from ..execution import run_invocation
 from ..model import ErrorObject, InvocationOutput, InvocationStatus, Operation
 from ..operations._common import error_object
+from ..plugins import Hooks
 from ..registry import DurableFunction, function_name, registered, resolve_target
 from ..serdes import dumps
 from .clock import Clock, RealClock, VirtualClock
@@ -115,13 +116,14 @@ class LocalRuntime:
 
     def __init__(self, db: str | Path = DEFAULT_DB, *, clock: Clock | None = None, durability: str = "full",
                  functions: dict[str, Callable[..., Any]] | list[Callable[..., Any]] | None = None,
-                 lease_seconds: float = 30.0, hooks: Any = None) -> None:
+                 lease_seconds: float = 30.0, plugins: list[Any] | None = None) -> None:
         self.clock: Clock = clock or RealClock()
         self.store = Store(db, durability=durability)
         self.service = LocalService(self.store, self.clock.now)
         self.lease_seconds = lease_seconds
         self.owner = _owner_id()
-        self.hooks = hooks
+        self.plugins = list(plugins or [])
+        self.service.resolve_function = self._resolvable
         self._functions: dict[str, Callable[..., Any]] = {}
         self._wake = threading.Event()
         for name, fn in (functions.items() if isinstance(functions, dict) else
@@ -133,6 +135,13 @@ class LocalRuntime:
         name = name or function_name(fn)
         self._functions[name] = fn
         return name
+
+    def _resolvable(self, function: str) -> tuple[str, str | None] | None:
+        """For chained invoke: (name, import target) of a function this runtime can run, or None."""
+        fn = self._functions.get(function) or registered(function)
+        if fn is None:
+            return None
+        return function, handler_target(fn)
 
     def _handler(self, function: str, target: str | None) -> Callable[..., Any]:
         fn = self._functions.get(function) or registered(function)
@@ -270,8 +279,9 @@ class LocalRuntime:
             except HandlerNotFoundError as exc:
                 output = InvocationOutput(Status=InvocationStatus.FAILED, Error=error_object(exc))
             else:
+                plugins = [*getattr(handler, "plugins", []), *self.plugins]
                 output = run_invocation(handler, invocation.input, self.service, now=self.clock.now,
-                                        hooks=self.hooks)
+                                        hooks=Hooks(plugins) if plugins else None)
         except InvalidCheckpointTokenError:
             log.warning("invocation of %s lost its lease to another worker; abandoning it", invocation.execution_id)
             return

@@ -8,6 +8,7 @@ AWS service does on its own: timers, callback answers and timeouts, invocation b
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import secrets
 import uuid
@@ -18,7 +19,7 @@ from typing import Any
 from ..backend import CheckpointResponse, InvocationInput, StateResponse
 from ..errors import (CallbackNotFoundError, CheckpointError, ExecutionConflictError, ExecutionNotFoundError,
                       InvalidCheckpointTokenError, UsageError)
-from ..model import (CallbackDetails, ContextDetails, ErrorObject, ExecutionDetails, ExecutionStatus,
+from ..model import (CallbackDetails, ChainedInvokeDetails, ContextDetails, ErrorObject, ExecutionDetails, ExecutionStatus,
                      InvocationOutput, InvocationStatus, Operation, OperationAction, OperationStatus,
                      OperationType, OperationUpdate, StepDetails, WaitDetails)
 from . import history as H
@@ -115,6 +116,8 @@ class LocalService:
     def __init__(self, store: Store, now: Callable[[], float]) -> None:
         self.store = store
         self.now = now
+        self.resolve_function: Callable[[str], tuple[str, str | None] | None] | None = None
+        """Set by the runtime: which functions a chained invoke can start."""
 
     # -- executions ---------------------------------------------------------------------------
     def start_execution(self, *, function: str, target: str | None, input_json: str, execution_id: str | None,
@@ -123,7 +126,6 @@ class LocalService:
         """Create an execution. Returns (id, created); an existing id with the same function and input
         is returned as is (idempotent start), a different one is a conflict."""
         execution_id = execution_id or uuid.uuid4().hex
-        now = self.now()
         with self.store.transaction() as tx:
             existing = tx.execution(execution_id)
             if existing is not None:
@@ -132,21 +134,26 @@ class LocalService:
                         f"execution id {execution_id!r} is already used by a {existing['function']!r} execution "
                         "with a different input; choose a new --id, or repeat the original input to attach to it")
                 return execution_id, False
-            name = name or execution_id
-            op = Operation(Id=execution_id, Name=name, Type=OperationType.EXECUTION, Status=OperationStatus.STARTED,
-                           StartTimestamp=now, ExecutionDetails=ExecutionDetails(InputPayload=input_json))
-            tx.insert_execution({"id": execution_id, "function": function, "target": target, "name": name,
-                                 "input": input_json, "status": ExecutionStatus.RUNNING.value, "started_at": now,
-                                 "version": 1, "event_seq": 1, "op_seq": 1, "runnable": 1,
-                                 "parent_execution": parent[0] if parent else None,
-                                 "parent_operation": parent[1] if parent else None, "tenant_id": tenant_id})
-            tx.put_operations([OpRow(execution_id, execution_id, 1, 1, op.Type.value, op.Status.value, None, None,
-                                     None, None, op.model_dump_json(exclude_none=True))])
-            started = H.with_details(H.base_event("ExecutionStarted", None, now),
-                                     {"Input": H.payload(input_json)})
-            started.update({"EventId": 1, "Id": execution_id, "Name": name})
-            tx.add_events(execution_id, [(1, started)])
+            self._insert_execution(tx, self.now(), function=function, target=target, input_json=input_json,
+                                   execution_id=execution_id, name=name, parent=parent, tenant_id=tenant_id)
         return execution_id, True
+
+    def _insert_execution(self, tx: Tx, now: float, *, function: str, target: str | None, input_json: str,
+                          execution_id: str, name: str | None, parent: tuple[str, str] | None,
+                          tenant_id: str | None) -> None:
+        name = name or execution_id
+        op = Operation(Id=execution_id, Name=name, Type=OperationType.EXECUTION, Status=OperationStatus.STARTED,
+                       StartTimestamp=now, ExecutionDetails=ExecutionDetails(InputPayload=input_json))
+        tx.insert_execution({"id": execution_id, "function": function, "target": target, "name": name,
+                             "input": input_json, "status": ExecutionStatus.RUNNING.value, "started_at": now,
+                             "version": 1, "event_seq": 1, "op_seq": 1, "runnable": 1,
+                             "parent_execution": parent[0] if parent else None,
+                             "parent_operation": parent[1] if parent else None, "tenant_id": tenant_id})
+        tx.put_operations([OpRow(execution_id, execution_id, 1, 1, op.Type.value, op.Status.value, None, None,
+                                 None, None, op.model_dump_json(exclude_none=True))])
+        started = H.with_details(H.base_event("ExecutionStarted", None, now), {"Input": H.payload(input_json)})
+        started.update({"EventId": 1, "Id": execution_id, "Name": name})
+        tx.add_events(execution_id, [(1, started)])
 
     def execution(self, execution_id: str) -> dict[str, Any]:
         with self.store.transaction(write=False) as tx:
@@ -282,9 +289,59 @@ class LocalService:
     def _complete_parent_invoke(self, tx: Tx, execution: dict[str, Any], status: ExecutionStatus,
                                 result: str | None, error: ErrorObject | None) -> None:
         """Chained invoke: the caller's CHAINED_INVOKE operation completes with the target's outcome."""
-        hook = getattr(self, "on_child_finished", None)
-        if hook is not None:
-            hook(tx, execution, status, result, error)
+        parent = tx.execution(execution["parent_execution"])
+        if parent is None or parent["status"] != ExecutionStatus.RUNNING.value:
+            return
+        row = tx.operations_by_id(parent["id"], [execution["parent_operation"]]).get(execution["parent_operation"])
+        if row is None or row.status != OperationStatus.STARTED.value:
+            return
+        batch = _Batch(tx, parent, self.now())
+        op = _op(row)
+        outcome = {ExecutionStatus.SUCCEEDED: (OperationStatus.SUCCEEDED, "ChainedInvokeSucceeded"),
+                   ExecutionStatus.FAILED: (OperationStatus.FAILED, "ChainedInvokeFailed"),
+                   ExecutionStatus.TIMED_OUT: (OperationStatus.TIMED_OUT, "ChainedInvokeTimedOut"),
+                   ExecutionStatus.STOPPED: (OperationStatus.STOPPED, "ChainedInvokeStopped")}[status]
+        ok = status == ExecutionStatus.SUCCEEDED
+        details = ChainedInvokeDetails(Result=result if ok else None, Error=None if ok else error)
+        batch.put(op.model_copy(update={"Status": outcome[0], "EndTimestamp": batch.now,
+                                        "ChainedInvokeDetails": details}), row, due_at=None)
+        body = {"Result": H.payload(result)} if ok else {"Error": H.error_payload(error)}
+        batch.event(H.with_details(H.base_event(outcome[1], op, batch.now), body))
+        batch.flush(runnable=1, async_version=batch.version)
+
+    def _start_chained_invoke(self, batch: _Batch, update: OperationUpdate, row: OpRow | None) -> None:
+        """Start the target as an execution of its own in this store (its own history, listed by
+        ``duragent list``); the caller's operation completes when it finishes."""
+        assert update.ChainedInvokeOptions is not None
+        options = update.ChainedInvokeOptions
+        now = batch.now
+        caller = batch.execution["id"]
+        child_id = hashlib.blake2b(f"{caller}-{update.Id}".encode()).hexdigest()[:32]
+        resolved = self.resolve_function(options.FunctionName) if self.resolve_function else None
+        base = dict(Id=update.Id, ParentId=update.ParentId, Name=update.Name, Type=update.Type,
+                    SubType=update.SubType)
+        started: dict[str, Any] = {"FunctionName": options.FunctionName, "Input": H.payload(update.Payload)}
+        if options.TenantId:
+            started["TenantId"] = options.TenantId
+        if resolved is None:
+            error = ErrorObject(ErrorType="ResourceNotFoundException",
+                                ErrorMessage=f"function {options.FunctionName!r} is not registered with this runtime")
+            op = Operation(**base, Status=OperationStatus.FAILED, StartTimestamp=now, EndTimestamp=now,
+                           ChainedInvokeDetails=ChainedInvokeDetails(Error=error))
+            batch.put(op, row)
+            batch.event(H.with_details(H.base_event("ChainedInvokeStarted", update, now), started))
+            batch.event(H.with_details(H.base_event("ChainedInvokeFailed", update, now),
+                                       {"Error": H.error_payload(error)}))
+            return
+        function, target = resolved
+        self._insert_execution(batch.tx, now, function=function, target=target, input_json=update.Payload or "null",
+                               execution_id=child_id, name=f"{update.Name or function}-{child_id[:8]}",
+                               parent=(caller, update.Id), tenant_id=options.TenantId)
+        started.update({"ExecutedVersion": "$LATEST", "DurableExecutionArn": local_arn(function, child_id)})
+        op = Operation(**base, Status=OperationStatus.STARTED, StartTimestamp=now,
+                       ChainedInvokeDetails=ChainedInvokeDetails())
+        batch.put(op, row)
+        batch.event(H.with_details(H.base_event("ChainedInvokeStarted", update, now), started))
 
     def stop(self, execution_id: str, error: ErrorObject | None = None) -> None:
         now = self.now()
@@ -442,10 +499,7 @@ class LocalService:
                     batch.event(H.with_details(H.base_event("ContextFailed", update, now),
                                                {"Error": H.error_payload(update.Error)}))
         elif kind == OperationType.CHAINED_INVOKE:
-            starter = getattr(self, "start_chained_invoke", None)
-            if starter is None:
-                raise CheckpointError("chained invoke is not supported by this service")
-            starter(batch, update, row)
+            self._start_chained_invoke(batch, update, row)
 
     # -- the outside world --------------------------------------------------------------------
     def _callback_row(self, tx: Tx, callback_id: str) -> OpRow:
@@ -525,7 +579,9 @@ class LocalService:
         elif op.Type == OperationType.STEP and op.Status == OperationStatus.PENDING:
             batch.put(op.model_copy(update={"Status": OperationStatus.READY}), row, due_at=None)
         elif op.Type == OperationType.CALLBACK and op.Status == OperationStatus.STARTED:
-            timed_out = row.timeout_at is not None and row.timeout_at <= now + 1e-9
+            # The deadline that came due first decides the error, even when the timer fires late.
+            deadline = row.due_at if row.due_at is not None else now
+            timed_out = row.timeout_at is not None and row.timeout_at <= deadline + 1e-9
             kind = "Callback.Timeout" if timed_out else "Callback.Heartbeat"
             message = "Callback timed out" if timed_out else "Callback heartbeat timed out"
             error = ErrorObject(ErrorType=kind, ErrorMessage=message)
@@ -534,11 +590,7 @@ class LocalService:
                                             "CallbackDetails": details}), row, due_at=None)
             batch.event(H.with_details(H.base_event("CallbackTimedOut", op, now), {"Error": H.error_payload(error)}))
         else:
-            fire_other = getattr(self, "fire_other", None)
-            if fire_other is not None:
-                fire_other(batch, op, row)
-            else:
-                batch.put(op, row, due_at=None)
+            batch.put(op, row, due_at=None)
 
     def next_due(self) -> float | None:
         with self.store.transaction(write=False) as tx:

@@ -21,17 +21,21 @@ ErrorFactory = Callable[[dict[str, Any]], DurableOperationError]
 
 def run_child(ctx: DurableContext, fn: Callable[[DurableContext], Any], *, name: str | None,
               config: ChildConfig | None, sub_type: str = "RunInChildContext",
-              error_class: ErrorFactory = ChildContextError.from_error_object) -> Any:
+              error_class: ErrorFactory = ChildContextError.from_error_object,
+              at: tuple[str, str] | None = None, parent_id: str | None = None) -> Any:
+    """``at`` = (operation id, position) for contexts whose id is not the next counter value
+    (map/parallel branches); ``parent_id`` overrides the parent (a branch's parent is its batch)."""
     config = config or ChildConfig()
     sub_type = config.sub_type or sub_type
-    op_id, position = ctx._next_operation(name)
+    op_id, position = at if at is not None else ctx._next_operation(name)
+    parent = parent_id if parent_id is not None else ctx.parent_id
     state = ctx.state
     op = state.get(op_id)
     serdes = serdes_for(fn, config.serdes)
     replaying_children = False
     if op is not None:
         check_identity(op, position=position, type_=OperationType.CONTEXT, sub_type=sub_type, name=name,
-                       parent_id=ctx.parent_id)
+                       parent_id=parent)
         details = op.ContextDetails
         if op.Status == OperationStatus.SUCCEEDED:
             if not (details and details.ReplayChildren):
@@ -41,10 +45,10 @@ def run_child(ctx: DurableContext, fn: Callable[[DurableContext], Any], *, name:
                            OperationStatus.TIMED_OUT):
             raise error_class(error_dict(details.Error if details else None))
     else:
-        state.enqueue(OperationUpdate(Id=op_id, ParentId=ctx.parent_id, Name=name, Type=OperationType.CONTEXT,
+        state.enqueue(OperationUpdate(Id=op_id, ParentId=parent, Name=name, Type=OperationType.CONTEXT,
                                       SubType=sub_type, Action=OperationAction.START))
     child = ctx._child_context(op_id, name)
-    base = dict(Id=op_id, ParentId=ctx.parent_id, Name=name, Type=OperationType.CONTEXT, SubType=sub_type)
+    base = dict(Id=op_id, ParentId=parent, Name=name, Type=OperationType.CONTEXT, SubType=sub_type)
     try:
         result = fn(child)
     except SuspendExecution:

@@ -58,8 +58,8 @@ def run_step(ctx: DurableContext, fn: Callable[..., Any], args: tuple[Any, ...],
             state.checkpoint(start)
         else:
             state.enqueue(start)
-        if state.hooks is not None:
-            state.hooks.attempt_start(op_id, name, attempt)
+    if state.hooks is not None:
+        state.hooks.attempt_start(op_id, name, attempt)
     step_ctx = StepContext(attempt=attempt, operation_id=op_id, name=name,
                            logger=ctx.logger.with_fields(operationId=op_id, operationName=name, attempt=attempt))
     token = CURRENT_STEP.set(step_ctx)

@@ -6,13 +6,13 @@ requirements whose handler crashes its process, each invocation run in a real su
 
 from __future__ import annotations
 
-import heapq
 import json
 import logging
 import os
 import subprocess
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,11 +129,19 @@ def run(req: Requirement, bindings: Bindings, workdir: Path) -> Outcome:
 
 def _drive(runtime: LocalRuntime, clock: VirtualClock, execution_id: str, req: Requirement, bindings: Bindings,
            run_once: Callable[[], bool]) -> None:
+    """Run invocations and fire timers in due order, with the runner's polling loop (§1.6) as a
+    second actor: a callback is seen by the first poll at least POLL_SECONDS after it appeared (and
+    after the runner's previous pass); a pass walks the open callbacks in history order and, for
+    each, sleeps its action's Delay and sends it, so the sends of one pass are chained and in event
+    order. A heartbeat leaves its callback open: the next pass matches the follow-up action."""
     actions = req.callback_actions
     used: set[int] = set()
-    handled: set[str] = set()
-    queue: list[tuple[float, int, str, int]] = []  # (due, order, callback id, action index)
-    order = 0
+    closed: set[str] = set()  # callbacks the runner will never look at again (answered, or unmatched)
+    open_since: dict[str, float] = {}  # open callback id -> when the runner can first see it
+    order: list[str] = []  # every callback id, in history order
+    names: dict[str, Any] = {}
+    sends: deque[tuple[float, str, int]] = deque()  # the current pass: (due, callback id, action index)
+    runner_free = float("-inf")  # when the runner finished its last pass
     seen_events = 0
     for _ in range(10_000):
         while run_once():
@@ -144,55 +152,56 @@ def _drive(runtime: LocalRuntime, clock: VirtualClock, execution_id: str, req: R
         info = runtime.get(execution_id)
         if info.status != "RUNNING":
             return
-        # Callbacks that became visible: schedule their first matching action.
         history = runtime.history(execution_id)
         for event in history[seen_events:]:
-            if event["EventType"] != "CallbackStarted":
-                continue
-            callback_id = event["CallbackStartedDetails"]["CallbackId"]
-            if callback_id in handled:
-                continue
-            index = first_matching_action(actions, used, event.get("Name"), bindings)
-            if index is None:
-                if actions and not _all_used(actions, used):
-                    raise AssertionError(f"No matching CallbackAction for callback {event.get('Name')!r}")
-                continue
-            used.add(index)
-            handled.add(callback_id)
-            delay = callback_action_payload(actions[index], bindings).delay
-            order += 1
-            heapq.heappush(queue, (clock.now() + POLL_SECONDS + delay, order, callback_id, index))
+            if event["EventType"] == "CallbackStarted":
+                callback_id = event["CallbackStartedDetails"]["CallbackId"]
+                order.append(callback_id)
+                names[callback_id] = event.get("Name")
+                open_since[callback_id] = clock.now() + POLL_SECONDS
         seen_events = len(history)
         timer = runtime.service.next_due()
-        if not queue and timer is None:
-            return  # nothing will ever happen again (a callback nobody answers)
-        if queue and (timer is None or queue[0][0] <= timer):
-            due, _, callback_id, index = heapq.heappop(queue)
-            clock.advance_to(due)
-            runtime.service.fire_due()
-            follow_up = _apply_action(runtime, callback_id, actions[index], bindings)
-            if follow_up:
-                nxt = first_matching_action(actions, used, _callback_name(history, callback_id), bindings)
-                if nxt is not None:
-                    used.add(nxt)
-                    order += 1
-                    next_delay = callback_action_payload(actions[nxt], bindings).delay
-                    heapq.heappush(queue, (clock.now() + POLL_SECONDS + next_delay, order, callback_id, nxt))
+        if sends:
+            runner_at: float | None = sends[0][0]
+        elif open_since:
+            runner_at = max(min(open_since.values()), runner_free + POLL_SECONDS)
         else:
-            assert timer is not None
+            runner_at = None
+        if runner_at is None and timer is None:
+            return  # nothing will ever happen again (a callback nobody answers)
+        if timer is not None and (runner_at is None or timer <= runner_at):
             clock.advance_to(timer)
+            continue
+        assert runner_at is not None
+        clock.advance_to(runner_at)
+        if sends:
+            _, callback_id, index = sends.popleft()
+            if _apply_action(runtime, callback_id, actions[index], bindings):
+                open_since[callback_id] = clock.now() + POLL_SECONDS  # heartbeat: seen again next poll
+            if not sends:
+                runner_free = clock.now()
+            continue
+        # A poll: one pass over the open callbacks it can see, in history order.
+        cursor = clock.now()
+        for callback_id in order:
+            if callback_id in closed or open_since.get(callback_id, float("inf")) > clock.now():
+                continue
+            del open_since[callback_id]
+            match = first_matching_action(actions, used, names[callback_id], bindings)
+            if match is None:
+                if actions:
+                    raise AssertionError(f"No matching CallbackAction for callback {names[callback_id]!r}")
+                closed.add(callback_id)  # no actions at all: left open for its timeout (4-3, 7-5...)
+                continue
+            used.add(match)
+            payload = callback_action_payload(actions[match], bindings)
+            if payload.operation != "heartbeat":
+                closed.add(callback_id)
+            cursor += payload.delay
+            sends.append((cursor, callback_id, match))
+        if not sends:
+            runner_free = clock.now()
     raise AssertionError("the requirement did not settle within 10,000 driver steps")
-
-
-def _all_used(actions: list[dict[str, Any]], used: set[int]) -> bool:
-    return len(used) >= len(actions)
-
-
-def _callback_name(history: list[dict[str, Any]], callback_id: str) -> Any:
-    for event in history:
-        if event["EventType"] == "CallbackStarted" and event["CallbackStartedDetails"]["CallbackId"] == callback_id:
-            return event.get("Name")
-    return None
 
 
 def _apply_action(runtime: LocalRuntime, callback_id: str, action: dict[str, Any], bindings: Bindings) -> bool:
