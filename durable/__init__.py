@@ -1,20 +1,25 @@
 """duragent's durable engine: handlers that checkpoint every step, replay after any interruption,
 and suspend for free. The public API, nothing else."""
 
-from .config import (CallbackConfig, ChildConfig, CompletionConfig, Duration, InvokeConfig, LoggerConfig,
-                     NestingType, StepConfig, StepSemantics)
+from .config import (CallbackConfig, ChildConfig, CompletionConfig, Duration, InvokeConfig, LoggerConfig, MapConfig,
+                     NestingType, ParallelConfig, StepConfig, StepSemantics, WaitForConditionConfig)
 from .context import DurableContext
 from .errors import (CallbackError, CallbackTimeoutError, ChildContextError, DurableError,
                      DurableOperationError, InvokeError, NonDeterministicExecutionError, SerializationError,
                      StepError, StepInterruptedError, UsageError, WaitForConditionError)
 from .local import LocalRuntime, VirtualClock
 from .operations._common import StepContext, step_context
+from .operations.batch import BatchResult
 from .operations.callback import Callback
+from .operations.condition import WaitDecision, poll_until
+from .plugins import AttemptInfo, InvocationInfo, OperationInfo, Plugin
 from .registry import durable_function
 from .retry import RetryPolicy
 from .serdes import JsonSerdes, PassThroughSerdes, Serdes
 
 __all__ = [
+    "AttemptInfo",
+    "BatchResult",
     "Callback",
     "CallbackConfig",
     "CallbackError",
@@ -22,21 +27,26 @@ __all__ = [
     "ChildConfig",
     "ChildContextError",
     "CompletionConfig",
-    "Duration",
     "DurableContext",
     "DurableError",
     "DurableOperationError",
+    "Duration",
+    "InvocationInfo",
     "InvokeConfig",
     "InvokeError",
     "JsonSerdes",
     "LocalRuntime",
     "LoggerConfig",
+    "MapConfig",
     "NestingType",
     "NonDeterministicExecutionError",
+    "OperationInfo",
+    "ParallelConfig",
     "PassThroughSerdes",
+    "Plugin",
     "RetryPolicy",
-    "SerializationError",
     "Serdes",
+    "SerializationError",
     "StepConfig",
     "StepContext",
     "StepError",
@@ -44,7 +54,10 @@ __all__ = [
     "StepSemantics",
     "UsageError",
     "VirtualClock",
+    "WaitDecision",
+    "WaitForConditionConfig",
     "WaitForConditionError",
     "durable_function",
+    "poll_until",
     "step_context",
 ]

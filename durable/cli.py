@@ -36,6 +36,7 @@ from .errors import (
 )
 from .local.runtime import DEFAULT_DB, ExecutionInfo, LocalRuntime
 from .model import ErrorObject, ExecutionStatus, Operation, OperationStatus, OperationType
+from .plugins import InvocationInfo, Plugin
 from .registry import resolve_target
 
 EXIT_OK = 0
@@ -136,14 +137,14 @@ def _command(args: argparse.Namespace, rest: str) -> str:
     return f"duragent {rest}{db}"
 
 
-def _open(args: argparse.Namespace, *, must_exist: bool = True, hooks: Any = None) -> LocalRuntime:
+def _open(args: argparse.Namespace, *, must_exist: bool = True, plugins: list[Plugin] | None = None) -> LocalRuntime:
     """Inspecting or answering needs an existing store; only run and worker may create one."""
     path = _db_path(args)
     if must_exist and not path.exists():
         raise CliError(f"no duragent store at {path}; pass --db (or set DURAGENT_DB) to the store "
                        "that `duragent run` used")
     try:
-        return LocalRuntime(db=path, hooks=hooks)
+        return LocalRuntime(db=path, plugins=plugins)
     except (OSError, sqlite3.Error) as exc:
         raise StoreError(f"cannot open the store at {path} ({exc}); pass --db with a writable path") from None
 
@@ -283,25 +284,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 # -- worker ---------------------------------------------------------------------------------------
-class _WorkerLog:
-    """Runtime hooks that log one line per invocation."""
+class _WorkerLog(Plugin):
+    """Logs one line per invocation, so a person watching the worker sees progress."""
 
+    name = "duragent-worker-log"
     _OUTCOME = {"PENDING": "suspended", "SUCCEEDED": "succeeded", "FAILED": "failed"}
 
     def __init__(self) -> None:
         self.invocations = 0
 
-    def invocation_start(self, arn: str, first: bool) -> None:
+    def on_invocation_start(self, info: InvocationInfo) -> None:
         self.invocations += 1
 
-    def invocation_end(self, arn: str, status: str) -> None:
-        log.info("%s %s", arn.rsplit("/", 1)[-1], self._OUTCOME.get(status, status))
-
-    def attempt_start(self, op_id: str, name: str | None, attempt: int) -> None:
-        pass
-
-    def attempt_end(self, op_id: str, name: str | None, attempt: int, status: str) -> None:
-        pass
+    def on_invocation_end(self, info: InvocationInfo) -> None:
+        status = info.status or "?"
+        log.info("%s %s", info.execution_arn.rsplit("/", 1)[-1], self._OUTCOME.get(status, status))
 
 
 def _log_to_stderr() -> None:
@@ -330,7 +327,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     _log_to_stderr()
     reporter = _WorkerLog()
     stop = threading.Event()
-    runtime = _open(args, must_exist=False, hooks=reporter)
+    runtime = _open(args, must_exist=False, plugins=[reporter])
     previous = _on_stop_signals(stop, runtime._wake)
     try:
         runtime.worker(stop, idle_exit=args.until_idle)

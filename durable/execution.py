@@ -54,7 +54,7 @@ def run_invocation(handler: Handler, invocation: InvocationInput, service: Durab
     finally:
         state.close()
     if hooks is not None:
-        hooks.invocation_end(state.arn, output.Status.value)
+        hooks.invocation_end(state.arn, output.Status.value, first)
     return output
 
 

@@ -127,3 +127,40 @@ def deserialize(serdes: Serdes[Any], data: str | None) -> Any:
         raise
     except Exception as exc:
         raise SerializationError(f"custom serdes {type(serdes).__name__} failed to deserialize: {exc!r}") from exc
+
+
+# -- large payloads ------------------------------------------------------------------------------
+
+OFFLOAD_MARKER = "__duragent_offload__"
+"""Key of the small JSON pointer checkpointed in place of an offloaded payload."""
+
+
+@runtime_checkable
+class PayloadStore(Protocol):
+    """Keeps a payload too large for a checkpoint elsewhere (S3 on Lambda); the checkpoint holds
+    the pointer ``offload`` returns and replay reads it back with ``load``. A backend offers one
+    as its ``payload_store`` attribute."""
+
+    def offload(self, payload: str, *, execution_arn: str, operation_id: str) -> str: ...
+
+    def load(self, pointer: str) -> str: ...
+
+
+def payload_store_of(service: Any) -> PayloadStore | None:
+    """The backend's payload store, if it has one."""
+    return getattr(service, "payload_store", None)
+
+
+def is_offload_pointer(data: str | None) -> bool:
+    return bool(data) and data.startswith("{") and OFFLOAD_MARKER in data[:64]  # type: ignore[union-attr]
+
+
+def load_payload(service: Any, data: str | None) -> str | None:
+    """A checkpointed payload as written: an offload pointer is resolved through the backend."""
+    if not is_offload_pointer(data):
+        return data
+    store = payload_store_of(service)
+    if store is None:
+        raise SerializationError(f"this checkpoint holds an offloaded payload ({data[:120]!r}) but the "  # type: ignore[index]
+                                 "backend has no payload store to read it back (run it on durable.aws)")
+    return store.load(data)  # type: ignore[arg-type]

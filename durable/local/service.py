@@ -247,7 +247,10 @@ class LocalService:
             if execution["status"] != ExecutionStatus.RUNNING.value:
                 batch.flush(**fields)  # stopped (or completed through an EXECUTION update) meanwhile
                 return
-            if output.Status == InvocationStatus.PENDING and not self._has_pending_work(tx, invocation.execution_id):
+            # An operation that completed while this invocation ran (a timer, a callback answer, a
+            # chained target finishing) marked the execution runnable: PENDING is right, it re-runs.
+            if output.Status == InvocationStatus.PENDING and not execution["runnable"] and \
+                    not self._has_pending_work(tx, invocation.execution_id):
                 output = InvocationOutput(Status=InvocationStatus.FAILED, Error=ErrorObject(
                     ErrorType="InvalidParameterValueException",
                     ErrorMessage="Cannot return PENDING status with no pending operations."))

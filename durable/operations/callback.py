@@ -109,8 +109,10 @@ def wait_for_callback(ctx: DurableContext, submitter: Callable[[str], Any], name
     return deserialize(config.serdes or JsonAnswer(), raw)
 
 
-def _submit(submitter: Callable[[str], Any], callback_id: str) -> None:
-    submitter(callback_id)
+def _submit(submitter: Callable[[str], Any], callback_id: str) -> Any:
+    """Whatever the submitter returns (JSON-able) is kept as the step's result: a record of what
+    was asked of the outside world (a review inbox reads it)."""
+    return submitter(callback_id)
 
 
 def _callback_error(error: dict[str, Any]) -> DurableOperationError:

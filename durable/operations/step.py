@@ -12,7 +12,7 @@ from ..journal import check_identity
 from ..model import (MAX_ASYNC_PAYLOAD_BYTES, ErrorObject, Operation, OperationAction, OperationStatus,
                      OperationType, OperationUpdate, StepOptions)
 from ..retry import RetryPolicy
-from ..serdes import Serdes, deserialize, serdes_for, serialize
+from ..serdes import Serdes, deserialize, load_payload, payload_store_of, serdes_for, serialize
 from ._common import CURRENT_STEP, StepContext, error_dict, error_object
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ def run_step(ctx: DurableContext, fn: Callable[..., Any], args: tuple[Any, ...],
                        parent_id=ctx.parent_id)
         status = op.Status
         if status == OperationStatus.SUCCEEDED:
-            return deserialize(serdes, op.StepDetails.Result if op.StepDetails else None)
+            return deserialize(serdes, load_payload(state.service, op.StepDetails.Result if op.StepDetails else None))
         if status == OperationStatus.FAILED:
             raise StepError.from_error_object(error_dict(op.StepDetails.Error if op.StepDetails else None))
         if status == OperationStatus.PENDING:
@@ -78,13 +78,16 @@ def _succeed(ctx: DurableContext, base: dict[str, Any], serdes: Serdes[Any], res
              name: str | None) -> Any:
     state = ctx.state
     try:
-        payload = serialize(serdes, result)
+        payload = stored = serialize(serdes, result)
         if payload is not None and len(payload) > MAX_ASYNC_PAYLOAD_BYTES // 4 and \
                 len(payload.encode()) > MAX_ASYNC_PAYLOAD_BYTES:
-            raise PayloadTooLargeError(
-                f"step {name or base['Id']} returned {len(payload.encode())} bytes; a step result is "
-                f"limited to {MAX_ASYNC_PAYLOAD_BYTES} bytes. Return a reference (a file path, an S3 key) "
-                "instead of the data")
+            store = payload_store_of(state.service)  # the backend may keep it elsewhere (S3 on Lambda)
+            if store is None:
+                raise PayloadTooLargeError(
+                    f"step {name or base['Id']} returned {len(payload.encode())} bytes; a step result is "
+                    f"limited to {MAX_ASYNC_PAYLOAD_BYTES} bytes. Return a reference (a file path, an S3 key) "
+                    "instead of the data")
+            stored = store.offload(payload, execution_arn=state.arn, operation_id=base["Id"])
         value = deserialize(serdes, payload)  # replay must return exactly what the first run does
     except (SerializationError, PayloadTooLargeError) as exc:
         error = error_object(exc)
@@ -92,7 +95,7 @@ def _succeed(ctx: DurableContext, base: dict[str, Any], serdes: Serdes[Any], res
         if state.hooks is not None:
             state.hooks.attempt_end(base["Id"], name, attempt, "FAILED")
         raise StepError.from_error_object(error.to_wire()) from exc
-    state.checkpoint(OperationUpdate(**base, Action=OperationAction.SUCCEED, Payload=payload))
+    state.checkpoint(OperationUpdate(**base, Action=OperationAction.SUCCEED, Payload=stored))
     if state.hooks is not None:
         state.hooks.attempt_end(base["Id"], name, attempt, "SUCCEEDED")
     return value

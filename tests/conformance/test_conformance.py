@@ -14,7 +14,8 @@ from .driver import HANDLERS, _load_handlers, run
 from .matcher import Bindings, check_logs, check_result, match_history
 from .requirements import all_requirement_ids, load_requirement
 
-SUITES = ("step", "wait", "child", "callback", "wait_for_callback")
+SUITES = ("step", "wait", "child", "callback", "invoke", "wait_for_condition", "wait_for_callback", "parallel",
+          "map", "plugin")
 
 NOT_IMPLEMENTED: dict[str, str] = {}
 

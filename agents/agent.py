@@ -1,0 +1,321 @@
+"""Agent: a tool-calling loop where every model call and every tool call is a durable step.
+
+The loop is ordinary Python over checkpointed results: on replay each model call returns its
+stored ``ModelResponse`` (nothing is paid twice) and the conversation is rebuilt from those, so
+the journal grows with each response, never with the square of the conversation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import TypeAdapter, ValidationError
+from tenacity import stop_after_attempt, wait_random_exponential
+from tenacity.retry import retry_if_exception
+from tenacity.wait import wait_base
+
+from durable import (CallbackConfig, Duration, DurableContext, DurableError, JsonSerdes, MapConfig,
+                     NestingType, RetryPolicy, StepConfig)
+
+from .errors import ModelError
+from .human import ApprovalDecision, ReviewRequest, request_approval
+from .messages import (Message, ModelRequest, ModelResponse, ModelSettings, TextBlock, ToolCall, ToolResult,
+                       ToolSpec, Usage)
+from .models import infer_model
+from .models.base import Model, TextCallback
+from .usage import MODEL_CALL_SUBTYPE, Ledger, Price
+
+FINAL_RESULT_TOOL = "final_result"
+
+
+class AgentError(DurableError):
+    """The agent could not finish."""
+
+
+class MaxTurnsExceededError(AgentError):
+    pass
+
+
+class OutputValidationError(AgentError):
+    pass
+
+
+class PromptChangedError(AgentError):
+    """The system prompt differs from the one recorded with a replayed model call."""
+
+
+class BudgetExceededError(AgentError):
+    pass
+
+
+class wait_retry_after(wait_base):  # noqa: N801 - tenacity's naming
+    """Honour a provider's Retry-After; otherwise back off with ``fallback``."""
+
+    def __init__(self, fallback: wait_base) -> None:
+        self.fallback = fallback
+
+    def __call__(self, retry_state: Any) -> float:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            return float(retry_after)
+        return float(self.fallback(retry_state))
+
+
+def model_retry_policy(max_attempts: int = 6) -> RetryPolicy:
+    """Retry rate limits, overloads and malformed responses durably (Retry-After honoured)."""
+    return RetryPolicy(stop=stop_after_attempt(max_attempts),
+                       wait=wait_retry_after(wait_random_exponential(multiplier=2, max=60)),
+                       retry=retry_if_exception(lambda e: isinstance(e, ModelError) and e.retryable))
+
+
+@dataclass(frozen=True)
+class Budget:
+    """When reached, the agent asks a human whether to go on (it suspends; it does not fail)."""
+
+    max_usd: float | None = None
+    max_tokens: int | None = None
+
+
+@dataclass
+class AgentResult:
+    output: Any
+    messages: list[Message]
+    usage: Usage
+    ledger: Ledger
+    turns: int
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def cost_usd(self) -> float:
+        return self.ledger.total_cost
+
+
+def prompt_hash(text: str | None) -> str | None:
+    return None if text is None else hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _system_text(system: Any) -> str | None:
+    if system is None or isinstance(system, str):
+        return system
+    return str(getattr(system, "text", system))
+
+
+class Agent:
+    """``Agent(model="anthropic:claude-sonnet-4-5", tools=[...], system=..., output_type=Model)``;
+    ``agent.run(ctx, prompt) -> AgentResult``."""
+
+    def __init__(self, model: str | Model, *, tools: Sequence[Any] = (), system: Any = None,
+                 output_type: Any = None, name: str = "agent", max_turns: int = 25,
+                 settings: ModelSettings | None = None, model_retry: RetryPolicy | None = None,
+                 output_retries: int = 2, prices: dict[str, Price] | None = None, budget: Budget | None = None,
+                 approval_timeout: Duration | None = Duration.from_days(7), max_parallel_tools: int = 8,
+                 on_prompt_change: Literal["fail", "warn"] = "fail") -> None:
+        self._model_spec = model
+        self._model: Model | None = model if not isinstance(model, str) else None
+        self.tools = {t.name: t for t in tools}
+        self.system = system
+        self.output_type = output_type
+        self.name = name
+        self.max_turns = max_turns
+        self.settings = settings or ModelSettings()
+        self.model_retry = model_retry or model_retry_policy()
+        self.output_retries = output_retries
+        self.prices = prices
+        self.budget = budget
+        self.approval_timeout = approval_timeout
+        self.max_parallel_tools = max_parallel_tools
+        self.on_prompt_change = on_prompt_change
+        self._output_adapter: TypeAdapter[Any] | None = TypeAdapter(output_type) if output_type is not None else None
+
+    @property
+    def model(self) -> Model:
+        if self._model is None:
+            self._model = infer_model(self._model_spec)
+        return self._model
+
+    def override(self, *, model: str | Model | None = None) -> Agent:
+        """A copy with another model (tests swap in a scripted model without touching call sites)."""
+        clone = Agent.__new__(Agent)
+        clone.__dict__.update(self.__dict__)
+        if model is not None:
+            clone._model_spec = model
+            clone._model = model if not isinstance(model, str) else None
+        return clone
+
+    # -- the loop --------------------------------------------------------------------------------
+    def run(self, ctx: DurableContext, prompt: str, *, on_text: TextCallback | None = None) -> AgentResult:
+        system = _system_text(self.system)
+        expected_hash = prompt_hash(system)
+        specs = [t.spec() for t in self.tools.values()]
+        if self._output_adapter is not None:
+            specs.append(ToolSpec(name=FINAL_RESULT_TOOL, description="Call this once with your final answer.",
+                                  parameters=self._output_adapter.json_schema()))
+        messages: list[Message] = [Message.user(prompt)]
+        ledger = Ledger(prices=self.prices)
+        warnings: list[str] = []
+        output_failures = 0
+        budget_checks = 0
+        for turn in range(1, self.max_turns + 1):
+            budget_checks = self._check_budget(ctx, ledger, budget_checks)
+            request = ModelRequest(system=system, messages=messages, tools=specs, settings=self.settings)
+            response, replayed = self._call_model(ctx, request, turn, on_text, expected_hash)
+            if replayed and response.prompt_hash != expected_hash:
+                message = (f"{self.name}: model call #{turn} was made with a different system prompt "
+                           f"(hash {response.prompt_hash}, now {expected_hash}); the prompt was edited while "
+                           "this execution was suspended")
+                if self.on_prompt_change == "fail":
+                    raise PromptChangedError(message + "; pass on_prompt_change='warn' to continue anyway")
+                warnings.append(message)
+            ledger.record(response, replayed=replayed)
+            messages.append(response.as_message())
+            calls = response.tool_calls
+            final = [c for c in calls if c.name == FINAL_RESULT_TOOL]
+            if final and self._output_adapter is not None:
+                try:
+                    output = self._output_adapter.validate_python(final[0].arguments)
+                except ValidationError as exc:
+                    output_failures = self._output_failure(output_failures, exc)
+                    results = [ToolResult(tool_call_id=c.id, content=_validation_feedback(exc) if c is final[0]
+                                          else "not run: final_result was invalid", is_error=True) for c in calls]
+                    messages.append(Message(role="user", content=list(results)))
+                    continue
+                return self._result(output, messages, ledger, turn, warnings)
+            if calls:
+                results = self._run_tools(ctx, calls, turn)
+                messages.append(Message(role="user", content=list(results)))
+                continue
+            if self._output_adapter is None:
+                return self._result(response.text, messages, ledger, turn, warnings)
+            try:
+                output = self._output_adapter.validate_json(response.text)
+            except ValidationError as exc:
+                output_failures = self._output_failure(output_failures, exc)
+                messages.append(Message.user(f"{_validation_feedback(exc)}\nCall the {FINAL_RESULT_TOOL} tool "
+                                             "with your final answer."))
+                continue
+            return self._result(output, messages, ledger, turn, warnings)
+        raise MaxTurnsExceededError(f"{self.name} did not finish within {self.max_turns} turns; raise "
+                                    "max_turns or give the model a clearer stopping point")
+
+    def _result(self, output: Any, messages: list[Message], ledger: Ledger, turns: int,
+                warnings: list[str]) -> AgentResult:
+        return AgentResult(output=output, messages=messages, usage=ledger.total_usage, ledger=ledger, turns=turns,
+                           warnings=warnings)
+
+    def _output_failure(self, failures: int, exc: ValidationError) -> int:
+        failures += 1
+        if failures > self.output_retries:
+            raise OutputValidationError(f"{self.name}: the model's output failed validation {failures} times; "
+                                        f"last error: {exc.errors()[0]['msg']}") from exc
+        return failures
+
+    def _call_model(self, ctx: DurableContext, request: ModelRequest, turn: int, on_text: TextCallback | None,
+                    expected_hash: str | None) -> tuple[ModelResponse, bool]:
+        ran: list[bool] = []
+        model = self.model
+
+        def model_call() -> ModelResponse:
+            ran.append(True)
+            response = model.request(request, on_text=on_text)
+            return response.model_copy(update={"prompt_hash": expected_hash})
+
+        response = ctx.step(model_call, name=f"{self.name}: model call {turn}",
+                            config=StepConfig(retry=self.model_retry, sub_type=MODEL_CALL_SUBTYPE,
+                                              serdes=JsonSerdes(ModelResponse)))
+        return response, not ran
+
+    # -- tools ---------------------------------------------------------------------------------
+    def _run_tools(self, ctx: DurableContext, calls: list[ToolCall], turn: int) -> list[ToolResult]:
+        if len(calls) == 1:
+            return [self._run_tool(ctx, calls[0])]
+
+        def branch(child: DurableContext, call: ToolCall, index: int, items: Sequence[Any]) -> ToolResult:
+            return self._run_tool(child, call)
+
+        batch = ctx.map(calls, branch, name=f"{self.name}: tools {turn}",
+                        config=MapConfig(max_concurrency=self.max_parallel_tools, nesting_type=NestingType.FLAT,
+                                         item_serdes=JsonSerdes(ToolResult)))
+        by_index = {item.index: item for item in batch.all}
+        results: list[ToolResult] = []
+        for index, call in enumerate(calls):
+            item = by_index.get(index)
+            if item is not None and item.result is not None:
+                results.append(item.result)
+            else:
+                error = item.error if item is not None else None
+                results.append(ToolResult(tool_call_id=call.id, content=f"tool failed: {error}", is_error=True))
+        return results
+
+    def _run_tool(self, ctx: DurableContext, call: ToolCall) -> ToolResult:
+        tool = self.tools.get(call.name)
+        if tool is None:
+            return ToolResult(tool_call_id=call.id, is_error=True,
+                              content=f"unknown tool {call.name!r}; available: {sorted(self.tools)}")
+        try:
+            arguments = tool.validate(call.arguments)
+        except Exception as exc:  # validation errors go back to the model
+            return ToolResult(tool_call_id=call.id, content=f"invalid arguments: {exc}", is_error=True)
+        if getattr(tool, "requires_approval", False):
+            decision: ApprovalDecision = request_approval(ctx, tool=tool.name, arguments=call.arguments,
+                                                          name=f"approval:{tool.name}",
+                                                          timeout=self.approval_timeout)
+            if not decision.approved:
+                feedback = decision.feedback or "no reason given"
+                return ToolResult(tool_call_id=call.id, is_error=True,
+                                  content=f"The reviewer rejected this call; it was not run. Feedback: {feedback}")
+            if decision.arguments is not None:
+                try:
+                    arguments = tool.validate(decision.arguments)
+                except Exception as exc:
+                    return ToolResult(tool_call_id=call.id, is_error=True,
+                                      content=f"the reviewer's edited arguments are invalid: {exc}")
+        return _as_tool_result(tool.run(ctx, arguments, call_id=call.id), call.id)
+
+    # -- budget ----------------------------------------------------------------------------------
+    def _check_budget(self, ctx: DurableContext, ledger: Ledger, checks: int) -> int:
+        budget = self.budget
+        if budget is None:
+            return checks
+        while True:
+            usd_limit = budget.max_usd * (checks + 1) if budget.max_usd is not None else None
+            token_limit = budget.max_tokens * (checks + 1) if budget.max_tokens is not None else None
+            over = (usd_limit is not None and ledger.total_cost >= usd_limit) or \
+                (token_limit is not None and ledger.total_usage.total_tokens >= token_limit)
+            if not over:
+                return checks
+            checks += 1
+            spent = f"${ledger.total_cost:.4f}, {ledger.total_usage.total_tokens} tokens"
+            request = ReviewRequest(kind="budget", title=f"{self.name} reached its budget ({spent}). Continue?",
+                                    question=f"Spent {spent}; approve to allow another budget's worth.")
+
+            def submit(callback_id: str, request: ReviewRequest = request) -> dict[str, Any]:
+                return request.model_copy(update={"callback_id": callback_id}).model_dump(exclude_none=True)
+
+            answer = ctx.wait_for_callback(submit, name=f"{self.name}: budget {checks}",
+                                           config=CallbackConfig(timeout=self.approval_timeout))
+            if not ApprovalDecision.parse(answer).approved:
+                raise BudgetExceededError(f"{self.name} stopped at its budget ({spent}); the reviewer declined "
+                                          "to continue")
+
+
+def _as_tool_result(value: Any, call_id: str) -> ToolResult:
+    if isinstance(value, ToolResult):
+        return value
+    if hasattr(value, "content") and hasattr(value, "is_error"):
+        return ToolResult(tool_call_id=call_id, content=str(value.content), is_error=bool(value.is_error))
+    if isinstance(value, str):
+        return ToolResult(tool_call_id=call_id, content=value)
+    return ToolResult(tool_call_id=call_id, content=json.dumps(value, default=str))
+
+
+def _validation_feedback(exc: ValidationError) -> str:
+    problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()[:5])
+    return f"Your output did not match the required schema: {problems}"
+
+
+_ = (TextBlock, Callable)

@@ -1,0 +1,107 @@
+"""The normalized, provider-neutral conversation: what every model adapter speaks and what the
+journal stores. A model call's checkpoint is one ``ModelResponse`` (content, stop reason, usage),
+never the whole conversation: the conversation is rebuilt on replay from these."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TextBlock(BaseModel):
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ToolCall(BaseModel):
+    type: Literal["tool_call"] = "tool_call"
+    id: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToolResult(BaseModel):
+    type: Literal["tool_result"] = "tool_result"
+    tool_call_id: str
+    content: str
+    is_error: bool = False
+
+
+ContentBlock = Annotated[TextBlock | ToolCall | ToolResult, Field(discriminator="type")]
+ResponseBlock = Annotated[TextBlock | ToolCall, Field(discriminator="type")]
+
+StopReason = Literal["end_turn", "tool_use", "max_tokens", "stop_sequence", "refusal", "other"]
+
+
+class Message(BaseModel):
+    role: Literal["user", "assistant"]
+    content: list[ContentBlock]
+
+    @classmethod
+    def user(cls, text: str) -> Message:
+        return cls(role="user", content=[TextBlock(text=text)])
+
+
+class Usage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(input_tokens=self.input_tokens + other.input_tokens,
+                     output_tokens=self.output_tokens + other.output_tokens,
+                     cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+                     cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
+
+
+class ModelResponse(BaseModel):
+    """One model call's outcome, normalized. This is what a model-call step checkpoints."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    content: list[ResponseBlock]
+    stop_reason: StopReason
+    usage: Usage = Field(default_factory=Usage)
+    model: str
+    """The model id that answered (provider:name)."""
+    prompt_hash: str | None = None
+    """Content hash of the rendered system prompt, recorded so that an edited prompt is noticed."""
+
+    @property
+    def text(self) -> str:
+        return "".join(block.text for block in self.content if isinstance(block, TextBlock))
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        return [block for block in self.content if isinstance(block, ToolCall)]
+
+    def as_message(self) -> Message:
+        return Message(role="assistant", content=list(self.content))
+
+
+class ToolSpec(BaseModel):
+    """What a model is told about a tool."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    """JSON Schema of the arguments object."""
+
+
+class ModelSettings(BaseModel):
+    max_tokens: int = 4096
+    temperature: float | None = None
+    stop_sequences: list[str] | None = None
+
+
+class ModelRequest(BaseModel):
+    system: str | None = None
+    messages: list[Message]
+    tools: list[ToolSpec] = Field(default_factory=list)
+    settings: ModelSettings = Field(default_factory=ModelSettings)

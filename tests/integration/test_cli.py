@@ -1,0 +1,307 @@
+"""The ``duragent`` command, run for real as a subprocess against a store in tmp_path.
+
+The exit codes and the one-line errors are a contract (ARCHITECTURE.md §3), and a bad input must
+never change the store, so those cases compare the store's bytes before and after.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+HANDLERS = '''
+from durable import Duration
+
+
+def greet(event, ctx):
+    doubled = ctx.step(lambda: event["n"] * 2, name="double")
+    return {"doubled": doubled}
+
+
+def pause(event, ctx):
+    ctx.wait(Duration.from_seconds(1), name="nap")
+    return "woke"
+
+
+def review(event, ctx):
+    return {"answer": ctx.wait_for_callback(lambda callback_id: None, name="review")}
+
+
+def boom(event, ctx):
+    raise ValueError("kaboom")
+'''
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "DURAGENT_DB"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
+
+
+def _cli_for(db: Path, cwd: Path) -> Cli:
+    def run(*args: str, cwd: Path = cwd, db: Path = db) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "durable.cli", "--db", str(db), *args], cwd=cwd,
+                              env=_env(), capture_output=True, text=True, timeout=60)
+
+    return run
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    (tmp_path / "handlers.py").write_text(HANDLERS)
+    return _cli_for(tmp_path / "store.db", tmp_path)
+
+
+def _json(result: subprocess.CompletedProcess[str]) -> Any:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def _pending_ids(cli: Cli) -> list[str]:
+    return [item["callback_id"] for item in _json(cli("list", "--pending", "--json"))]
+
+
+def _snapshot(db: Path) -> dict[str, bytes]:
+    """Every file of the store (the db and any -wal/-shm beside it), byte for byte."""
+    return {p.name: p.read_bytes() for p in sorted(db.parent.glob(db.name + "*"))}
+
+
+def _assert_usage_error(result: subprocess.CompletedProcess[str], needle: str) -> None:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("duragent: error: ") and ";" in lines[0], lines[0]
+    assert needle in lines[0], lines[0]
+    assert result.stdout == ""
+
+
+# -- running --------------------------------------------------------------------------------------
+def test_run_prints_the_result_json(cli: Cli) -> None:
+    result = cli("run", "handlers.py:greet", "--input", '{"n": 21}', "--id", "g1")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"doubled": 42}
+    shown = _json(cli("show", "g1", "--json"))
+    assert shown["status"] == "SUCCEEDED" and shown["function"] == "greet"
+    assert shown["result"] == {"doubled": 42} and shown["input"] == {"n": 21} and shown["error"] is None
+    assert [op["Type"] for op in shown["operations"]] == ["EXECUTION", "STEP"]
+
+
+def test_run_with_input_file_and_same_id_again_attaches(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "event.json").write_text('{"n": 2}')
+    assert json.loads(cli("run", "handlers.py:greet", "--input", "@event.json", "--id", "g2").stdout) == {"doubled": 4}
+    again = cli("run", "handlers.py:greet", "--input", '{"n": 2}', "--id", "g2")
+    assert again.returncode == 0 and json.loads(again.stdout) == {"doubled": 4}
+    assert len(_json(cli("list", "--json"))) == 1
+
+
+def test_run_of_a_module_target(cli: Cli, tmp_path: Path) -> None:
+    package = tmp_path / "flowpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "flows.py").write_text(HANDLERS)
+    result = cli("run", "flowpkg.flows:greet", "--input", '{"n": 1}')
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"doubled": 2}
+
+
+def test_run_of_a_failing_handler_exits_1_and_show_exits_0(cli: Cli) -> None:
+    result = cli("run", "handlers.py:boom", "--id", "b1")
+    assert result.returncode == 1
+    assert "FAILED" in result.stderr and "ValueError: kaboom" in result.stderr
+    shown = cli("show", "b1")
+    assert shown.returncode == 0 and "FAILED" in shown.stdout and "kaboom" in shown.stdout
+    assert _json(cli("show", "b1", "--json"))["error"]["ErrorMessage"] == "kaboom"
+
+
+def test_wait_suspends_and_a_worker_elsewhere_finishes_it(cli: Cli, tmp_path: Path) -> None:
+    result = cli("run", "handlers.py:pause", "--id", "w1")
+    assert result.returncode == 0, result.stderr
+    assert "RUNNING" in result.stdout and "wait 'nap' until" in result.stdout
+    assert _json(cli("show", "w1", "--json"))["status"] == "RUNNING"
+    time.sleep(1.2)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()  # the stored target must be absolute for this worker to import it
+    worker = cli("worker", "--until-idle", cwd=elsewhere)
+    assert worker.returncode == 0, worker.stderr
+    shown = _json(cli("show", "w1", "--json"))
+    assert (shown["status"], shown["result"]) == ("SUCCEEDED", "woke")
+
+
+def test_callback_succeed_resumes_with_the_decoded_answer(cli: Cli) -> None:
+    result = cli("run", "handlers.py:review", "--id", "r1")
+    assert result.returncode == 0, result.stderr
+    [callback_id] = _pending_ids(cli)
+    assert callback_id in result.stdout
+    assert f"duragent callback succeed {callback_id} --result" in result.stdout
+    pending = cli("list", "--pending")
+    assert pending.returncode == 0 and callback_id in pending.stdout and "review" in pending.stdout
+
+    answered = cli("callback", "succeed", callback_id, "--result", '{"ok":  true}')
+    assert answered.returncode == 0, answered.stderr
+    assert cli("worker", "--until-idle").returncode == 0
+    shown = _json(cli("show", "r1", "--json"))
+    assert (shown["status"], shown["result"]) == ("SUCCEEDED", {"answer": {"ok": True}})
+    events = _json(cli("history", "r1", "--json"))
+    [succeeded] = [e for e in events if e["EventType"] == "CallbackSucceeded"]
+    assert succeeded["CallbackSucceededDetails"]["Result"]["Payload"] == '{"ok":  true}'  # verbatim
+    assert _pending_ids(cli) == []
+
+
+def test_callback_fail_fails_the_execution(cli: Cli) -> None:
+    cli("run", "handlers.py:review", "--id", "r2")
+    [callback_id] = _pending_ids(cli)
+    assert cli("callback", "heartbeat", callback_id).returncode == 0
+    failed = cli("callback", "fail", callback_id, "--error-type", "Rejected", "--error-message", "not today")
+    assert failed.returncode == 0, failed.stderr
+    assert cli("worker", "--until-idle").returncode == 0
+    shown = cli("show", "r2", "--json")
+    assert shown.returncode == 0
+    info = json.loads(shown.stdout)
+    assert info["status"] == "FAILED" and info["error"]["ErrorMessage"] == "not today"
+
+
+def test_history_lists_events_from_1(cli: Cli) -> None:
+    cli("run", "handlers.py:greet", "--input", '{"n": 1}', "--id", "h1")
+    events = _json(cli("history", "h1", "--json"))
+    assert [e["EventId"] for e in events] == list(range(1, len(events) + 1))
+    types = [e["EventType"] for e in events]
+    assert types[0] == "ExecutionStarted" and types[-1] == "ExecutionSucceeded"
+    assert "InvocationCompleted" in types
+    text = cli("history", "h1")
+    assert text.returncode == 0 and "StepSucceeded" in text.stdout and "double" in text.stdout
+
+
+def test_show_text_has_header_and_operation_tree(cli: Cli) -> None:
+    cli("run", "handlers.py:review", "--id", "t1")
+    shown = cli("show", "t1")
+    assert shown.returncode == 0
+    assert "status:      RUNNING" in shown.stdout and "invocations: 1" in shown.stdout
+    lines = shown.stdout.splitlines()
+    context = next(i for i, line in enumerate(lines) if line.startswith("CONTEXT/WaitForCallback"))
+    assert any(line.startswith("  CALLBACK") for line in lines[context + 1:])
+
+
+def test_stop_and_list(cli: Cli) -> None:
+    cli("run", "handlers.py:review", "--id", "s1")
+    cli("run", "handlers.py:greet", "--input", '{"n": 1}', "--id", "s2")
+    stopped = cli("stop", "s1")
+    assert stopped.returncode == 0 and "STOPPED" in stopped.stdout
+    assert _json(cli("show", "s1", "--json"))["status"] == "STOPPED"
+    assert _pending_ids(cli) == []  # a stopped execution's callback can no longer be answered
+    table = cli("list")
+    assert table.returncode == 0 and "s1" in table.stdout and "STOPPED" in table.stdout
+    assert [r["id"] for r in _json(cli("list", "--json", "--status", "succeeded"))] == ["s2"]
+
+
+def test_worker_stops_gracefully_on_sigterm(cli: Cli, tmp_path: Path) -> None:
+    cli("list")  # nothing to do; the worker simply waits
+    process = subprocess.Popen([sys.executable, "-m", "durable.cli", "--db", str(tmp_path / "store.db"), "worker"],
+                               cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.7)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0, stderr
+    assert "stopped" in stderr
+
+
+# -- bad input: exit 2, one line, store unchanged -----------------------------------------------------
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Cli, Path, dict[str, str]]:
+    """A store with a finished execution, an answered callback and a pending one."""
+    root = tmp_path_factory.mktemp("seeded")
+    (root / "handlers.py").write_text(HANDLERS)
+    db = root / "store.db"
+    cli = _cli_for(db, root)
+    cli("run", "handlers.py:greet", "--input", '{"n": 1}', "--id", "seed")
+    cli("run", "handlers.py:review", "--id", "answered")
+    [done] = _pending_ids(cli)
+    cli("callback", "succeed", done, "--result", "1")
+    cli("run", "handlers.py:review", "--id", "waiting")
+    [pending] = _pending_ids(cli)
+    return cli, db, {"<done>": done, "<pending>": pending}
+
+
+BAD_INPUTS = [
+    (["run", "handlers.py:greet", "--input", "{bad"], "--input is not JSON"),
+    (["run", "handlers.py:greet", "--input", "@missing.json"], "missing.json"),
+    (["run", "nowhere.py:greet"], "nowhere.py"),
+    (["run", "no_such_module_xyz.flows:greet"], "no_such_module_xyz"),
+    (["run", "handlers.py:absent"], "absent"),
+    (["run", "handlers"], "handlers"),
+    (["run", "handlers.py:greet", "--id", "bad id!"], "--id"),
+    (["run", "handlers.py:greet", "--id", "seed", "--input", '{"n": 99}'], "seed"),
+    (["callback", "succeed", "no-such-callback"], "no-such-callback"),
+    (["callback", "succeed", "<done>", "--result", "2"], "already completed"),
+    (["callback", "fail", "<done>"], "already completed"),
+    (["callback", "succeed", "<pending>", "--result", "not json"], "--result is not JSON"),
+    (["show", "no-such-id"], "no-such-id"),
+    (["history", "no-such-id", "--json"], "no-such-id"),
+    (["stop", "seed"], "already SUCCEEDED"),
+    (["stop", "no-such-id"], "no-such-id"),
+    (["frobnicate"], "frobnicate"),
+    (["run"], "TARGET"),
+    (["list", "--status", "sleeping"], "sleeping"),
+]
+
+
+@pytest.mark.parametrize(("args", "needle"), BAD_INPUTS, ids=[" ".join(a)[:40] for a, _ in BAD_INPUTS])
+def test_bad_input_exits_2_and_leaves_the_store_unchanged(seeded: tuple[Cli, Path, dict[str, str]],
+                                                          args: list[str], needle: str) -> None:
+    cli, db, ids = seeded
+    before = _snapshot(db)
+    result = cli(*[ids.get(arg, arg) for arg in args])
+    _assert_usage_error(result, needle)
+    assert _snapshot(db) == before
+
+
+def _text_file(path: Path) -> None:
+    path.write_text("these are my notes, not a database\n")
+
+
+def _foreign_sqlite(path: Path) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.execute("INSERT INTO users (name) VALUES ('ada')")
+    conn.close()
+
+
+def _foreign_sqlite_with_meta(path: Path) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE meta (key TEXT, value TEXT)")
+        conn.execute("CREATE TABLE orders (id INTEGER)")
+    conn.close()
+
+
+@pytest.mark.parametrize("make", [_text_file, _foreign_sqlite, _foreign_sqlite_with_meta])
+@pytest.mark.parametrize("args", [["list"], ["run", "handlers.py:greet", "--input", '{"n": 1}'],
+                                  ["worker", "--until-idle"], ["show", "x"], ["callback", "succeed", "x"]])
+def test_a_db_that_is_not_ours_is_refused_untouched(cli: Cli, tmp_path: Path, make: Callable[[Path], None],
+                                                    args: list[str]) -> None:
+    foreign = tmp_path / "theirs.db"
+    make(foreign)
+    before = _snapshot(foreign)
+    result = cli(*args, db=foreign)
+    _assert_usage_error(result, "not a duragent")
+    assert _snapshot(foreign) == before
+
+
+def test_a_missing_store_is_not_created_by_inspection(cli: Cli, tmp_path: Path) -> None:
+    missing = tmp_path / "typo.db"
+    _assert_usage_error(cli("show", "x", db=missing), "no duragent store")
+    listed = cli("list", "--json", db=missing)
+    assert listed.returncode == 0 and json.loads(listed.stdout) == []
+    assert not missing.exists()
