@@ -72,7 +72,7 @@ def _error_line(exc: Exception) -> str:
     """One line: what was wrong; what would be right (a hint is added when the message has none)."""
     message = " ".join(str(exc).split())
     if ";" not in message:
-        hint = next(text for kind, text in _HINTS if isinstance(exc, kind))
+        hint = next((text for kind, text in _HINTS if isinstance(exc, kind)), "see `duragent --help`")
         message = f"{message}; {hint}"
     return f"duragent: error: {message}"
 

@@ -45,8 +45,12 @@ def durable_function(fn: Callable[..., Any] | None = None, /, *, name: str | Non
     with optional plugins (durable.plugins.Plugin). Registering does not run anything."""
 
     def register(target: Callable[..., Any]) -> DurableFunction:
-        wrapped = target if isinstance(target, DurableFunction) else \
-            DurableFunction(target, name or target.__name__, plugins)
+        if isinstance(target, DurableFunction):
+            # Decorated twice: keep the function, add the new name and plugins (never drop them).
+            wrapped = target if name is None and not plugins else \
+                DurableFunction(target.fn, name or target.name, [*target.plugins, *(plugins or [])])
+        else:
+            wrapped = DurableFunction(target, name or target.__name__, plugins)
         _REGISTRY[wrapped.name] = wrapped
         return wrapped
 

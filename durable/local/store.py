@@ -306,8 +306,12 @@ class Tx:
         return float(row[0]) if row and row[0] is not None else None
 
     def pending_callbacks(self, limit: int = 500) -> list[OpRow]:
+        # Only executions still RUNNING await answers: a stopped or failed one keeps its callback
+        # rows STARTED, but answering them is refused.
         rows = self.conn.execute(f"SELECT {_OP_COLUMNS} FROM operations WHERE callback_id IS NOT NULL "
-                                 "AND status = 'STARTED' ORDER BY seq LIMIT ?", (limit,)).fetchall()
+                                 "AND status = 'STARTED' AND execution_id IN "
+                                 "(SELECT id FROM executions WHERE status = 'RUNNING') ORDER BY seq LIMIT ?",
+                                 (limit,)).fetchall()
         return [OpRow(*r) for r in rows]
 
     def clear_due(self, execution_id: str) -> None:

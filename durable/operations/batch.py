@@ -8,6 +8,7 @@ branch can make progress, and finished branches are not re-run on resume.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import threading
 from collections.abc import Callable, Sequence
@@ -17,8 +18,10 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from ..config import ChildConfig, CompletionConfig, MapConfig, NestingType, ParallelConfig
-from ..errors import ChildContextError, DurableOperationError, SuspendExecution, UsageError
+from ..errors import (CheckpointError, ChildContextError, DurableOperationError, NonDeterministicExecutionError,
+                      SuspendExecution, UsageError)
 from ..journal import operation_id
+from ..model import Operation, OperationStatus
 from ..serdes import DEFAULT_SERDES, Serdes, deserialize, serialize
 from ._common import error_object
 from .child import run_child
@@ -147,6 +150,19 @@ def _summary(result: BatchResult) -> str:
                        "failureCount": result.failure_count, "completionReason": result.completion_reason.value})
 
 
+def _recorded_outcome(op: Operation | None) -> tuple[int, CompletionReason] | None:
+    """(branches started, completion reason) of a batch that already finished with its result
+    replaced by the summary (ReplayChildren); None when the batch is running for real."""
+    if op is None or op.Status != OperationStatus.SUCCEEDED or op.ContextDetails is None \
+            or not op.ContextDetails.ReplayChildren:
+        return None
+    try:
+        summary = json.loads(op.ContextDetails.Result or "")
+        return int(summary["totalCount"]), CompletionReason(summary["completionReason"])
+    except (ValueError, TypeError, KeyError):
+        return None  # not our summary: fall back to running the batch again
+
+
 def validate(config: ParallelConfig) -> None:
     """Configuration errors fail before anything is checkpointed."""
     if config.max_concurrency is not None and config.max_concurrency < 1:
@@ -204,22 +220,34 @@ def _execute(inner: DurableContext, branches: list[Branch], config: ParallelConf
     suspended: list[SuspendExecution] = []
     lock = threading.Lock()
     reason: list[CompletionReason] = []
+    # A finished batch whose result was too large to checkpoint re-runs here to rebuild it. Which
+    # branches started was a race under concurrency, so it is not decided again: exactly the ones
+    # recorded (always the first ``count``: branches start in index order) are replayed.
+    recorded = _recorded_outcome(inner.state.get(batch_id))
+    count = total if recorded is None else min(recorded[0], total)
 
     def run_one(index: int) -> None:
         branch_name, fn = branches[index]
         branch_id = operation_id(index, batch_id)
+        if recorded is not None and config.nesting_type != NestingType.FLAT:
+            branch_op = inner.state.get(branch_id)
+            if branch_op is None or not branch_op.Status.terminal:  # it was still running: leave it be
+                with lock:
+                    items[index] = BatchItem(index, BatchItemStatus.STARTED)
+                return
         try:
             if config.nesting_type == NestingType.FLAT:
                 child = inner._child_context(branch_id, branch_name, parent_id=batch_id)
                 try:
                     value = fn(child)
                     value = deserialize(item_serdes, serialize(item_serdes, value))
-                except SuspendExecution:
-                    raise
+                except (SuspendExecution, NonDeterministicExecutionError, CheckpointError):
+                    raise  # not a branch failure: the invocation itself must stop
                 except Exception as exc:
+                    # the same error a NESTED branch gives, so FLAT is only a history choice
                     error = error_object(exc)
                     item = BatchItem(index, BatchItemStatus.FAILED,
-                                     error=DurableOperationError.from_error_object(error.to_wire()))
+                                     error=ChildContextError.from_error_object(error.to_wire()))
                 else:
                     item = BatchItem(index, BatchItemStatus.SUCCEEDED, value)
             else:
@@ -240,24 +268,25 @@ def _execute(inner: DurableContext, branches: list[Branch], config: ParallelConf
             items[index] = item
             ok = sum(1 for i in items.values() if i.status == BatchItemStatus.SUCCEEDED)
             bad = sum(1 for i in items.values() if i.status == BatchItemStatus.FAILED)
-            if not reason:
+            if not reason and recorded is None:
                 decided = decide(ok, bad, total, config.completion_config)
                 if decided is not None:
                     reason.append(decided)
 
-    limit = config.max_concurrency or total or 1
-    if limit == 1 or total <= 1:
-        for index in range(total):
+    limit = config.max_concurrency or count or 1
+    if limit == 1 or count <= 1:
+        for index in range(count):
             if reason:
                 break
             run_one(index)
     else:
-        with ThreadPoolExecutor(max_workers=min(limit, total), thread_name_prefix="duragent-branch") as pool:
+        with ThreadPoolExecutor(max_workers=min(limit, count), thread_name_prefix="duragent-branch") as pool:
             running: set[Future[None]] = set()
             next_index = 0
-            while next_index < total or running:
-                while next_index < total and len(running) < limit and not reason:
-                    running.add(pool.submit(run_one, next_index))
+            while next_index < count or running:
+                while next_index < count and len(running) < limit and not reason:
+                    # each branch thread sees the caller's context variables (a copy per thread)
+                    running.add(pool.submit(contextvars.copy_context().run, run_one, next_index))
                     next_index += 1
                 if not running:
                     break
@@ -265,7 +294,9 @@ def _execute(inner: DurableContext, branches: list[Branch], config: ParallelConf
                 for future in done:
                     future.result()  # re-raise anything unexpected (non-determinism, checkpoint errors)
                 if reason:
-                    next_index = total
+                    next_index = count
+    if recorded is not None:
+        return BatchResult([items[i] for i in sorted(items)], recorded[1])
     if reason:
         return BatchResult([items[i] for i in sorted(items)], reason[0])
     if suspended:

@@ -6,7 +6,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..config import ChildConfig
-from ..errors import ChildContextError, DurableOperationError, SuspendExecution
+from ..errors import (CheckpointError, ChildContextError, DurableOperationError, NonDeterministicExecutionError,
+                      SerializationError, SuspendExecution)
 from ..journal import check_identity
 from ..model import (CHILD_RESULT_REPLAY_THRESHOLD, ContextOptions, OperationAction, OperationStatus,
                      OperationType, OperationUpdate)
@@ -51,15 +52,20 @@ def run_child(ctx: DurableContext, fn: Callable[[DurableContext], Any], *, name:
     base = dict(Id=op_id, ParentId=parent, Name=name, Type=OperationType.CONTEXT, SubType=sub_type)
     try:
         result = fn(child)
-    except SuspendExecution:
-        raise
+    except (SuspendExecution, NonDeterministicExecutionError, CheckpointError):
+        raise  # not the child's failure: recording one would hide it from every later replay
     except Exception as exc:
         error = error_object(exc)
         state.checkpoint(OperationUpdate(**base, Action=OperationAction.FAIL, Error=error))
         raise error_class(error.to_wire()) from exc
     if replaying_children:
         return result
-    payload = serialize(serdes, result)
+    try:
+        payload = serialize(serdes, result)
+    except SerializationError as exc:  # like a step: a result that cannot be checkpointed fails the context
+        error = error_object(exc)
+        state.checkpoint(OperationUpdate(**base, Action=OperationAction.FAIL, Error=error))
+        raise error_class(error.to_wire()) from exc
     if config.replay_children or (payload is not None and len(payload) > CHILD_RESULT_REPLAY_THRESHOLD // 4
                                   and len(payload.encode()) > CHILD_RESULT_REPLAY_THRESHOLD):
         summary = config.summary(result) if callable(config.summary) else ""

@@ -69,7 +69,8 @@ def wait_for_condition(ctx: DurableContext, check: Callable[[Any, StepContext], 
     op_id, position = ctx._next_operation(name)
     state = ctx.state
     op = state.get(op_id)
-    base = dict(Id=op_id, ParentId=ctx.parent_id, Name=name, Type=OperationType.STEP, SubType="WaitForCondition")
+    base: dict[str, Any] = dict(Id=op_id, ParentId=ctx.parent_id, Name=name, Type=OperationType.STEP,
+                                SubType="WaitForCondition")
     current = config.initial_state
     attempt = 1
     if op is not None:
@@ -90,6 +91,8 @@ def wait_for_condition(ctx: DurableContext, check: Callable[[Any, StepContext], 
         state.enqueue(OperationUpdate(**base, Action=OperationAction.START))
     step_ctx = StepContext(attempt=attempt, operation_id=op_id, name=name,
                            logger=ctx.logger.with_fields(operationId=op_id, operationName=name, attempt=attempt))
+    if state.hooks is not None:  # each poll is one attempt of the STEP operation
+        state.hooks.attempt_start(op_id, name, attempt)
     token = CURRENT_STEP.set(step_ctx)
     try:
         new_state = check(current, step_ctx)
@@ -102,10 +105,14 @@ def wait_for_condition(ctx: DurableContext, check: Callable[[Any, StepContext], 
         raise
     except Exception as exc:
         error = error_object(exc)
+        if state.hooks is not None:
+            state.hooks.attempt_end(op_id, name, attempt, "FAILED")
         state.checkpoint(OperationUpdate(**base, Action=OperationAction.FAIL, Error=error))
         raise WaitForConditionError.from_error_object(error.to_wire()) from exc
     finally:
         CURRENT_STEP.reset(token)
+    if state.hooks is not None:
+        state.hooks.attempt_end(op_id, name, attempt, "SUCCEEDED")
     if not decision.should_continue:
         state.checkpoint(OperationUpdate(**base, Action=OperationAction.SUCCEED, Payload=payload))
         return new_state

@@ -79,15 +79,21 @@ def read_lines(path: Path) -> list[Line]:
     return lines
 
 
-def wait_for(proc: subprocess.Popen[bytes], log: Path, ready: Any, timeout: float = 20.0) -> None:
-    """Poll the side-effect log until ``ready(lines)`` holds (the worker must still be alive)."""
+def wait_until(proc: subprocess.Popen[bytes], ready: Any, what: str, timeout: float = 20.0) -> None:
+    """Poll until ``ready()`` holds; the worker must still be alive (it never exits on its own)."""
     deadline = time.monotonic() + timeout
-    while not ready(read_lines(log)):
+    while not ready():
         if proc.poll() is not None:
+            assert proc.stderr is not None
             raise AssertionError(f"worker exited on its own ({proc.returncode}): {proc.stderr.read().decode()}")
         if time.monotonic() > deadline:
-            raise AssertionError(f"worker made no progress in {timeout} s; log: {read_lines(log)}")
+            raise AssertionError(f"no {what} within {timeout} s")
         time.sleep(0.0005)
+
+
+def step_started(rt: LocalRuntime, eid: str, name: str) -> bool:
+    """The store (as another process sees it) holds step ``name`` STARTED and not yet finished."""
+    return any(op.Name == name and op.Status.value == "STARTED" for op in rt.operations(eid))
 
 
 def events_named(history: list[dict[str, Any]], event_type: str, name: str) -> list[dict[str, Any]]:
@@ -115,11 +121,11 @@ def run_trial(tmp_path: Path, trial: Trial) -> dict[str, Any]:
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             if trial.mode == "progress":
-                wait_for(proc, log, lambda lines: len(lines) >= trial.after_lines)
+                wait_until(proc, lambda: len(read_lines(log)) >= trial.after_lines, f"{trial.after_lines} log lines")
             elif trial.mode == "amo":
-                wait_for(proc, log, lambda lines: any(x.step == H.AMO_STEP for x in lines))
-            else:
-                wait_for(proc, log, lambda lines: any(x.step == H.SLOW_STEP for x in lines))
+                wait_until(proc, lambda: any(x.step == H.AMO_STEP for x in read_lines(log)), "at-most-once step")
+            else:  # kill once the slow step's START is committed, while its body still runs
+                wait_until(proc, lambda: step_started(rt, eid, f"s{H.SLOW_STEP}"), "STARTED slow step")
             time.sleep(trial.extra_delay)
         finally:
             proc.send_signal(signal.SIGKILL)
@@ -222,9 +228,11 @@ def trials() -> list[Trial]:
     plan = [Trial(i, "progress", after_lines=rng.randint(0, LINES_PER_RUN), extra_delay=rng.uniform(0, 0.012))
             for i in range(RANDOM_TRIALS)]
     # Aimed trials, so the interesting cases are always exercised whatever the random draw does.
-    plan += [Trial(RANDOM_TRIALS + i, "amo", extra_delay=rng.uniform(0, 0.02)) for i in range(2)]
-    # Step 15 runs 0.3 s here; its START is flushed 0.1 s in, the kill comes 0.18-0.2 s in.
-    plan += [Trial(RANDOM_TRIALS + 2 + i, "slow", extra_delay=0.18 + rng.uniform(0, 0.02),
+    # Aimed trials, so the interesting cases are always exercised whatever the random draw does. The
+    # aimed step runs 0.3 s so that the kill surely lands inside it, even on a loaded machine.
+    plan += [Trial(RANDOM_TRIALS + i, "amo", extra_delay=rng.uniform(0, 0.05),
+                   timings={**TIMINGS, "amo_seconds": 0.3}) for i in range(2)]
+    plan += [Trial(RANDOM_TRIALS + 2 + i, "slow", extra_delay=rng.uniform(0, 0.05),
                    timings={**TIMINGS, "slow_seconds": 0.3}) for i in range(2)]
     return plan
 
@@ -244,5 +252,5 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
 
 def test_interrupted_at_most_once_attempt_is_not_rerun(tmp_path: Path) -> None:
     """The aimed case alone, so a failure here points straight at at-most-once semantics."""
-    outcome = run_trial(tmp_path, Trial(0, "amo", extra_delay=0.005))
+    outcome = run_trial(tmp_path, Trial(0, "amo", extra_delay=0.005, timings={**TIMINGS, "amo_seconds": 0.3}))
     assert outcome["mid_invocation"] and outcome["amo_in_flight"]

@@ -207,12 +207,20 @@ def test_stop_and_list(cli: Cli) -> None:
     assert [r["id"] for r in _json(cli("list", "--json", "--status", "succeeded"))] == ["s2"]
 
 
-def test_worker_stops_gracefully_on_sigterm(cli: Cli, tmp_path: Path) -> None:
-    cli("list")  # nothing to do; the worker simply waits
+def test_duragent_db_env_names_the_store(cli: Cli, tmp_path: Path) -> None:
+    env = {**_env(), "DURAGENT_DB": str(tmp_path / "from-env.db")}
+    result = subprocess.run([sys.executable, "-m", "durable.cli", "run", "handlers.py:greet", "--input", '{"n": 3}',
+                             "--id", "env1"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert _json(cli("show", "env1", "--json", db=tmp_path / "from-env.db"))["result"] == {"doubled": 6}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_worker_stops_gracefully_on_a_signal(cli: Cli, tmp_path: Path, signum: int) -> None:
     process = subprocess.Popen([sys.executable, "-m", "durable.cli", "--db", str(tmp_path / "store.db"), "worker"],
                                cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.7)
-    process.send_signal(signal.SIGTERM)
+    time.sleep(0.7)  # nothing to do: the worker sleeps, waiting for work
+    process.send_signal(signum)
     _, stderr = process.communicate(timeout=10)
     assert process.returncode == 0, stderr
     assert "stopped" in stderr

@@ -223,8 +223,8 @@ def test_max_concurrency_is_honoured(rt: LocalRuntime, limit: int) -> None:
     assert info.result == [i * i for i in range(10)]
     assert peak[0] == limit
     assert sorted(started) == list(range(10))
-    # items are started in index order (a new one only when a slot frees up)
-    assert started[:limit] == sorted(started[:limit])
+    # the first wave is the first ``limit`` items (a new one starts only when a slot frees up)
+    assert sorted(started[:limit]) == list(range(limit))
 
 
 def test_unlimited_concurrency_runs_everything_at_once(rt: LocalRuntime) -> None:
@@ -360,6 +360,39 @@ def test_nested_parallel_inside_a_branch(rt: LocalRuntime) -> None:
     assert inner_started and inner_started[0]["ParentId"] == branch_a and inner_started[0]["SubType"] == "Parallel"
 
 
+@pytest.mark.parametrize("nesting", [NestingType.NESTED, NestingType.FLAT])
+def test_non_determinism_inside_a_branch_fails_the_execution(rt: LocalRuntime, nesting: NestingType) -> None:
+    """Replay meeting different code inside a branch is not that branch's failure: the execution
+    fails, and nothing is recorded that a later replay would take as the branch's outcome."""
+    names = iter(["original", "renamed"])
+
+    def handler(event: Any, ctx: DurableContext) -> Any:
+        def branch(child: DurableContext) -> str:
+            child.step(lambda: 1, name=next(names))
+            child.wait(1)
+            return "done"
+        batch = ctx.parallel([branch], name="p", config=ParallelConfig(nesting_type=nesting))
+        return batch.get_results()
+
+    info = rt.run(handler)
+    assert info.status == "FAILED"
+    assert info.error["ErrorType"] == "durable.errors.NonDeterministicExecutionError"
+    assert not [e for e in rt.history(info.id) if e["EventType"] == "ContextFailed"]
+
+
+@pytest.mark.parametrize("nesting", [NestingType.NESTED, NestingType.FLAT])
+def test_unserializable_branch_result_fails_only_that_branch(rt: LocalRuntime, nesting: NestingType) -> None:
+    def handler(event: Any, ctx: DurableContext) -> dict[str, Any]:
+        batch = ctx.parallel([lambda c: object(), lambda c: "fine"], name="p",
+                             config=ParallelConfig(nesting_type=nesting))
+        return {**_projection(batch), "error": batch.get_errors()[0].error_type}
+
+    info = rt.run(handler)
+    assert info.status == "SUCCEEDED", info.error
+    assert info.result == {"reason": "ALL_COMPLETED", "status": "FAILED", "ok": 1, "bad": 1, "total": 2,
+                           "results": ["fine"], "error": "durable.errors.SerializationError"}
+
+
 # -- large results ----------------------------------------------------------------------------------
 
 def test_large_batch_result_replays_its_children(rt: LocalRuntime) -> None:
@@ -410,6 +443,37 @@ def test_large_single_branch_result_replays(rt: LocalRuntime) -> None:
     assert info.result == 300_005
     assert calls[0] == 2  # the branch body re-ran on replay; its step did not
     assert len([e for e in rt.history(info.id) if e["EventType"] == "StepStarted"]) == 1
+
+
+def test_large_result_replay_rebuilds_the_same_batch_under_concurrency(rt: LocalRuntime) -> None:
+    """With branches racing, how many start before min_successful is reached depends on timing;
+    a replay of a large (summary-only) result must rebuild exactly the branches that ran, not race
+    again: no branch may start for the first time on replay."""
+    seen: list[tuple[int, str, list[int]]] = []
+    calls: list[int] = []
+    lock = threading.Lock()
+
+    def produce(child: DurableContext, item: int, index: int, items: list[int]) -> str:
+        with lock:
+            calls.append(index)
+        time.sleep(0.002 * ((index * 7) % 5))
+        return str(index) * 40_000
+
+    def handler(event: Any, ctx: DurableContext) -> list[int]:
+        batch = ctx.map(list(range(24)), produce, name="race", config=MapConfig(
+            max_concurrency=6, completion_config=CompletionConfig(min_successful=8)))
+        seen.append((batch.total_count, batch.completion_reason.value, [it.index for it in batch.all]))
+        ctx.wait(1)
+        return [it.index for it in batch.all]
+
+    for _ in range(3):
+        seen.clear()
+        calls.clear()
+        info = rt.run(handler)
+        assert info.status == "SUCCEEDED", info.error
+        assert len(seen) == 2 and seen[0] == seen[1], seen
+        assert seen[0][1] == "MIN_SUCCESSFUL_REACHED"
+        assert sorted(calls) == info.result == list(range(len(info.result)))
 
 
 # -- FLAT nesting -----------------------------------------------------------------------------------
@@ -548,16 +612,18 @@ CRASH_GATE_ENV = "DURAGENT_TEST_BATCH_DIR"
 
 
 def crash_map_handler(event: Any, ctx: DurableContext) -> list[str]:
-    """Each item suspends on a 1-2 s wait, then runs one step that appends to a side-effect file.
-    Items from 25 on block (before their side effect) until a gate file exists, so a kill lands
-    while they are in flight but before they have done anything."""
+    """Each item suspends on a wait (1 s for the first half, 2 s for the second), then runs one step
+    that appends to a side-effect file. Second-half items block (before their side effect) until
+    a gate file exists, so the kill lands while they are in flight but have done nothing yet."""
     scratch = Path(event["dir"])
+    half = CRASH_ITEMS // 2
 
     def item_fn(child: DurableContext, item: int, index: int, items: list[int]) -> str:
-        child.wait(1 + index % 2)
+        child.wait(1 if index < half else 2)
 
         def effect() -> str:
-            if index >= CRASH_ITEMS // 2:
+            if index >= half:
+                (scratch / f"blocked-{index}-{os.getpid()}").touch()
                 while not (scratch / "gate").exists():
                     time.sleep(0.01)
             fd = os.open(scratch / "effects.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
@@ -599,9 +665,11 @@ def test_map_survives_a_sigkill_halfway(tmp_path: Path) -> None:
                 effects = _effects(tmp_path)
                 committed = sum(1 for op in observer.operations(execution_id)
                                 if op.Type.value == "STEP" and op.Status.value == "SUCCEEDED")
-                # Half the items have done their effect and checkpointed it; the rest are blocked
-                # in flight (or not started): kill now.
-                if len(effects) >= CRASH_ITEMS // 2 and committed >= CRASH_ITEMS // 2:
+                blocked = len(list(tmp_path.glob("blocked-*")))
+                # Half the items have done their effect and checkpointed it, and a later invocation
+                # has second-half items in flight, blocked before their effect: kill now, in the
+                # middle of the batch.
+                if len(effects) >= CRASH_ITEMS // 2 and committed >= CRASH_ITEMS // 2 and blocked:
                     break
                 assert worker.poll() is None, worker.stderr.read().decode() if worker.stderr else ""
                 time.sleep(0.02)

@@ -9,9 +9,25 @@ from typing import Any
 
 import pytest
 
-from durable import (AttemptInfo, DurableContext, InvocationInfo, InvokeConfig, InvokeError, LocalRuntime,
-                     OperationInfo, Plugin, RetryPolicy, StepConfig, StepContext, VirtualClock, WaitDecision,
-                     WaitForConditionConfig, WaitForConditionError, durable_function, poll_until)
+from durable import (
+    AttemptInfo,
+    DurableContext,
+    InvocationInfo,
+    InvokeConfig,
+    InvokeError,
+    LocalRuntime,
+    OperationInfo,
+    Plugin,
+    RetryPolicy,
+    StepConfig,
+    StepContext,
+    VirtualClock,
+    WaitDecision,
+    WaitForConditionConfig,
+    WaitForConditionError,
+    durable_function,
+    poll_until,
+)
 from durable.model import OperationStatus, OperationType
 
 Events = Callable[..., list[dict[str, Any]]]
@@ -435,3 +451,21 @@ def test_function_and_runtime_plugins_both_fire(tmp_path: Any, clock: VirtualClo
                                                                      ("invocation-start", False)]
     ends = [c for c in own.calls if c[0] == "operation-end"]
     assert ends == [("operation-end", "STEP", None, False, "SUCCEEDED")]
+    # Each poll is one attempt of the WaitForCondition step.
+    attempts = [c for c in own.calls if c[0].startswith("attempt")]
+    assert attempts == [("attempt-start", None, 1), ("attempt-end", None, 1, "SUCCEEDED"),
+                        ("attempt-start", None, 2), ("attempt-end", None, 2, "SUCCEEDED")]
+
+
+def test_decorating_twice_keeps_every_plugin(tmp_path: Any, clock: VirtualClock) -> None:
+    inner, outer = Recorder(), Recorder()
+
+    @durable_function(name="unit-plugins-outer", plugins=[outer])
+    @durable_function(name="unit-plugins-inner", plugins=[inner])
+    def handler(event: Any, ctx: DurableContext) -> int:
+        return 1
+
+    assert handler.name == "unit-plugins-outer" and handler.plugins == [inner, outer]
+    with LocalRuntime(tmp_path / "p.db", clock=clock) as rt:
+        assert rt.run(handler).status == "SUCCEEDED"
+    assert inner.calls == outer.calls == [("invocation-start", True), ("invocation-end", "SUCCEEDED")]

@@ -13,8 +13,16 @@ from typing import Any
 
 import pytest
 
-from durable import (ChildConfig, DurableContext, LocalRuntime, LoggerConfig, RetryPolicy, StepConfig, StepError,
-                     VirtualClock)
+from durable import (
+    ChildConfig,
+    DurableContext,
+    LocalRuntime,
+    LoggerConfig,
+    RetryPolicy,
+    StepConfig,
+    StepError,
+    VirtualClock,
+)
 from durable.errors import ExecutionConflictError
 from durable.model import OperationType
 

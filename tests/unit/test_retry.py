@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 import tenacity
 
-from durable import DurableContext, LocalRuntime, RetryPolicy, StepConfig, StepError, VirtualClock, step_context
+from durable import (
+    DurableContext,
+    LocalRuntime,
+    RetryPolicy,
+    StepConfig,
+    StepError,
+    VirtualClock,
+    step_context,
+)
 
 
 def _delays(failed_events: list[dict[str, Any]]) -> list[int | None]:

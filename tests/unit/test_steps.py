@@ -8,8 +8,17 @@ from typing import Any
 
 import pytest
 
-from durable import (Duration, DurableContext, LocalRuntime, RetryPolicy, StepConfig, StepError, StepSemantics,
-                     UsageError, step_context)
+from durable import (
+    DurableContext,
+    Duration,
+    LocalRuntime,
+    RetryPolicy,
+    StepConfig,
+    StepError,
+    StepSemantics,
+    UsageError,
+    step_context,
+)
 from durable.model import OperationStatus
 
 NO_RETRY = StepConfig(retry=RetryPolicy.no_retry())

@@ -9,8 +9,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from durable import (AttemptInfo, DurableContext, InvocationInfo, OperationInfo, Plugin, RetryPolicy, StepConfig,
-                     durable_function, step_context)
+from durable import (
+    AttemptInfo,
+    DurableContext,
+    InvocationInfo,
+    OperationInfo,
+    Plugin,
+    RetryPolicy,
+    StepConfig,
+    durable_function,
+    step_context,
+)
 
 from ..driver import requirement
 

@@ -5,8 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from durable import (DurableContext, StepContext, WaitDecision, WaitForConditionConfig, WaitForConditionError,
-                     poll_until)
+from durable import (
+    DurableContext,
+    StepContext,
+    WaitDecision,
+    WaitForConditionConfig,
+    WaitForConditionError,
+    poll_until,
+)
 
 from ..driver import requirement
 

@@ -1,0 +1,32 @@
+"""Small helpers the provider adapters share."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from types import ModuleType
+from typing import Any
+
+from ..errors import ModelConfigurationError
+
+
+def import_sdk(module: str, *, provider: str, extra: str | None = None) -> ModuleType:
+    """Import a vendor SDK on first use, so ``import agents`` never needs one."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        hint = f"pip install 'duragent[{extra}]'" if extra else f"pip install {module}"
+        raise ModelConfigurationError(f"{provider} models need the {module!r} package: {hint}",
+                                      provider=provider) from exc
+
+
+def parse_arguments(raw: str | None) -> dict[str, Any]:
+    """Tool-call arguments from a JSON string. Invalid JSON is kept as ``{"_raw": text}`` rather than
+    raised, so the agent can tell the model its call did not validate and let it try again."""
+    if raw is None or not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {"_raw": raw}
+    return value if isinstance(value, dict) else {"_raw": raw}

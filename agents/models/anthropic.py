@@ -1,0 +1,160 @@
+"""Anthropic Messages API adapter (``anthropic:NAME``).
+
+The SDK is imported when a model is built, never at ``import agents``. Its own retries are off
+(``max_retries=0``): every attempt is a durable step attempt that the journal counts and backs off.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..errors import ModelConfigurationError, ModelError, ModelResponseError
+from ..messages import (
+    Message,
+    ModelRequest,
+    ModelResponse,
+    StopReason,
+    TextBlock,
+    ToolCall,
+    ToolResult,
+    Usage,
+)
+from ._errors import NORMALIZATION_ERRORS, translate_http_sdk_error
+from ._util import import_sdk
+from .base import TextCallback
+
+PROVIDER = "anthropic"
+
+STOP_REASONS: dict[str, StopReason] = {
+    "end_turn": "end_turn", "tool_use": "tool_use", "max_tokens": "max_tokens",
+    "stop_sequence": "stop_sequence", "refusal": "refusal",
+    "model_context_window_exceeded": "max_tokens",  # output cut short, like max_tokens
+}
+
+CREDENTIAL_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_PROFILE")
+
+
+class AnthropicModel:
+    """A Claude model over the Messages API.
+
+    Args:
+        name: the Anthropic model name, e.g. ``claude-sonnet-4-5``.
+        client: a ready ``anthropic.Anthropic``; its retry setting is then yours to choose.
+        api_key: otherwise the SDK reads ``ANTHROPIC_API_KEY`` (or ``ANTHROPIC_AUTH_TOKEN``).
+        base_url: otherwise the SDK reads ``ANTHROPIC_BASE_URL``.
+
+    Raises:
+        ModelConfigurationError: the SDK is not installed, or no credential is configured.
+    """
+
+    provider = PROVIDER
+
+    def __init__(self, name: str, *, client: Any = None, api_key: str | None = None,
+                 base_url: str | None = None) -> None:
+        self.name = name
+        self._sdk = import_sdk("anthropic", provider=PROVIDER, extra="anthropic")
+        if client is None:
+            client = self._make_client(api_key=api_key, base_url=base_url)
+        self._client = client
+
+    def _make_client(self, *, api_key: str | None, base_url: str | None) -> Any:
+        has_env_credential = any(os.environ.get(var) for var in CREDENTIAL_ENV)
+        custom_endpoint = base_url is not None or bool(os.environ.get("ANTHROPIC_BASE_URL"))
+        if api_key is None and not has_env_credential:
+            if not custom_endpoint:
+                raise ModelConfigurationError(
+                    f"anthropic:{self.name} needs an API key: set ANTHROPIC_API_KEY (or pass api_key=); "
+                    "for tests and offline demos use a 'scripted:' model", provider=PROVIDER)
+            api_key = "unused"  # a compatible server or proxy that does its own auth
+        kwargs: dict[str, Any] = {"max_retries": 0}
+        if api_key is not None:
+            kwargs["api_key"] = api_key
+        if base_url is not None:
+            kwargs["base_url"] = base_url
+        return self._sdk.Anthropic(**kwargs)
+
+    @property
+    def model_id(self) -> str:
+        return f"{PROVIDER}:{self.name}"
+
+    def __repr__(self) -> str:
+        return f"AnthropicModel({self.name!r})"
+
+    def request(self, request: ModelRequest, *, on_text: TextCallback | None = None) -> ModelResponse:
+        params = build_params(self.name, request)
+        try:
+            if on_text is None:
+                message = self._client.messages.create(**params)
+            else:
+                with self._client.messages.stream(**params) as stream:
+                    for event in stream:
+                        if event.type == "content_block_delta" and event.delta.type == "text_delta":
+                            on_text(event.delta.text)
+                    message = stream.get_final_message()
+        except ModelError:
+            raise
+        except Exception as exc:
+            translated = translate_http_sdk_error(self._sdk, exc, provider=PROVIDER)
+            if translated is None:
+                raise
+            raise translated from exc
+        try:
+            return normalize_response(message, self.model_id)
+        except NORMALIZATION_ERRORS as exc:
+            raise ModelResponseError(f"{PROVIDER}: unusable response: {exc!r}", provider=PROVIDER) from exc
+
+
+def build_params(name: str, request: ModelRequest) -> dict[str, Any]:
+    """``messages.create`` keyword arguments for a normalized request."""
+    settings = request.settings
+    params: dict[str, Any] = {"model": name, "max_tokens": settings.max_tokens,
+                              "messages": [to_wire_message(m) for m in request.messages]}
+    if request.system:
+        params["system"] = request.system
+    if request.tools:
+        params["tools"] = [{"name": t.name, "description": t.description, "input_schema": t.parameters}
+                           for t in request.tools]
+    if settings.stop_sequences:
+        params["stop_sequences"] = list(settings.stop_sequences)
+    if settings.temperature is not None:
+        # not a typed parameter of messages.create in current SDKs; the API still takes it
+        params["extra_body"] = {"temperature": settings.temperature}
+    return params
+
+
+def to_wire_message(message: Message) -> dict[str, Any]:
+    results: list[dict[str, Any]] = []
+    others: list[dict[str, Any]] = []
+    for block in message.content:
+        if isinstance(block, ToolResult):
+            result: dict[str, Any] = {"type": "tool_result", "tool_use_id": block.tool_call_id,
+                                      "content": block.content}
+            if block.is_error:
+                result["is_error"] = True
+            results.append(result)
+        elif isinstance(block, ToolCall):
+            others.append({"type": "tool_use", "id": block.id, "name": block.name, "input": block.arguments})
+        elif isinstance(block, TextBlock) and block.text:  # the API refuses empty text blocks
+            others.append({"type": "text", "text": block.text})
+    # tool results must open the user turn that answers the tool calls
+    return {"role": message.role, "content": results + others}
+
+
+def normalize_response(message: Any, model_id: str) -> ModelResponse:
+    content: list[TextBlock | ToolCall] = []
+    for block in message.content:
+        if block.type == "text":
+            content.append(TextBlock(text=block.text))
+        elif block.type == "tool_use":
+            content.append(ToolCall(id=block.id, name=block.name, arguments=dict(block.input or {})))
+        # thinking and server-tool blocks are not part of the normalized conversation
+    usage = message.usage
+    return ModelResponse(
+        content=content,
+        stop_reason=STOP_REASONS.get(message.stop_reason or "", "other"),
+        usage=Usage(input_tokens=usage.input_tokens or 0, output_tokens=usage.output_tokens or 0,
+                    cache_read_tokens=getattr(usage, "cache_read_input_tokens", None) or 0,
+                    cache_write_tokens=getattr(usage, "cache_creation_input_tokens", None) or 0),
+        model=model_id,
+    )

@@ -1,0 +1,234 @@
+"""OpenAI Chat Completions adapter (``openai:NAME``), which also speaks to any OpenAI-compatible
+server (vLLM, Ollama, llama.cpp, ...) through ``OPENAI_BASE_URL`` or ``base_url=``.
+
+The SDK is imported when a model is built, never at ``import agents``. Its own retries are off
+(``max_retries=0``): every attempt is a durable step attempt that the journal counts and backs off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from ..errors import ModelConfigurationError, ModelError, ModelResponseError
+from ..messages import (
+    Message,
+    ModelRequest,
+    ModelResponse,
+    StopReason,
+    TextBlock,
+    ToolCall,
+    ToolResult,
+    Usage,
+)
+from ._errors import NORMALIZATION_ERRORS, translate_http_sdk_error
+from ._util import import_sdk, parse_arguments
+from .base import TextCallback
+
+PROVIDER = "openai"
+
+FINISH_REASONS: dict[str, StopReason] = {
+    "stop": "end_turn", "tool_calls": "tool_use", "function_call": "tool_use", "length": "max_tokens",
+    "content_filter": "refusal",
+}
+
+OFFICIAL_HOST = "api.openai.com"
+
+
+class OpenAIModel:
+    """A chat model over Chat Completions.
+
+    Args:
+        name: the model name the server knows, e.g. ``gpt-4.1`` or ``llama3.1:8b``.
+        client: a ready ``openai.OpenAI``; its retry setting is then yours to choose.
+        api_key: otherwise the SDK reads ``OPENAI_API_KEY``; a compatible server needs none.
+        base_url: otherwise the SDK reads ``OPENAI_BASE_URL``.
+
+    Raises:
+        ModelConfigurationError: the SDK is not installed, or no key for api.openai.com.
+    """
+
+    provider = PROVIDER
+
+    def __init__(self, name: str, *, client: Any = None, api_key: str | None = None,
+                 base_url: str | None = None) -> None:
+        self.name = name
+        self._sdk = import_sdk("openai", provider=PROVIDER, extra="openai")
+        if client is None:
+            client = self._make_client(api_key=api_key, base_url=base_url)
+        self._client = client
+
+    def _make_client(self, *, api_key: str | None, base_url: str | None) -> Any:
+        custom_endpoint = base_url is not None or bool(os.environ.get("OPENAI_BASE_URL"))
+        if api_key is None and not os.environ.get("OPENAI_API_KEY"):
+            if not custom_endpoint:
+                raise ModelConfigurationError(
+                    f"openai:{self.name} needs an API key: set OPENAI_API_KEY (or pass api_key=), or point "
+                    "OPENAI_BASE_URL at an OpenAI-compatible server; for tests and offline demos use a "
+                    "'scripted:' model", provider=PROVIDER)
+            api_key = "not-needed"  # local compatible servers ignore it, the SDK insists on one
+        kwargs: dict[str, Any] = {"max_retries": 0}
+        if api_key is not None:
+            kwargs["api_key"] = api_key
+        if base_url is not None:
+            kwargs["base_url"] = base_url
+        return self._sdk.OpenAI(**kwargs)
+
+    @property
+    def model_id(self) -> str:
+        return f"{PROVIDER}:{self.name}"
+
+    def __repr__(self) -> str:
+        return f"OpenAIModel({self.name!r})"
+
+    def request(self, request: ModelRequest, *, on_text: TextCallback | None = None) -> ModelResponse:
+        params = build_params(self.name, request, official=self._is_official())
+        try:
+            if on_text is None:
+                completion = self._client.chat.completions.create(**params)
+                try:
+                    return normalize_completion(completion, self.model_id)
+                except NORMALIZATION_ERRORS as exc:
+                    raise ModelResponseError(f"{PROVIDER}: unusable response: {exc!r}",
+                                             provider=PROVIDER) from exc
+            return self._stream(params, on_text)
+        except ModelError:
+            raise
+        except Exception as exc:
+            translated = translate_http_sdk_error(self._sdk, exc, provider=PROVIDER)
+            if translated is None:
+                raise
+            raise translated from exc
+
+    def _is_official(self) -> bool:
+        base = getattr(self._client, "base_url", None)
+        return base is not None and getattr(base, "host", "") == OFFICIAL_HOST
+
+    def _stream(self, params: dict[str, Any], on_text: TextCallback) -> ModelResponse:
+        stream = self._client.chat.completions.create(**params, stream=True,
+                                                      stream_options={"include_usage": True})
+        text: list[str] = []
+        refusal: list[str] = []
+        calls: dict[int, dict[str, str]] = {}
+        finish: str | None = None
+        usage: Any = None
+        with stream:
+            for chunk in stream:
+                if getattr(chunk, "usage", None) is not None:
+                    usage = chunk.usage
+                for choice in chunk.choices or []:
+                    if choice.index != 0:
+                        continue
+                    delta = choice.delta
+                    if delta is not None:
+                        if delta.content:
+                            text.append(delta.content)
+                            on_text(delta.content)
+                        if getattr(delta, "refusal", None):
+                            refusal.append(delta.refusal)
+                        for part in delta.tool_calls or []:
+                            acc = calls.setdefault(part.index, {"id": "", "name": "", "arguments": ""})
+                            if part.id:
+                                acc["id"] = part.id
+                            if part.function is not None:
+                                acc["name"] += part.function.name or ""
+                                acc["arguments"] += part.function.arguments or ""
+                    if choice.finish_reason:
+                        finish = choice.finish_reason
+        try:
+            content: list[TextBlock | ToolCall] = []
+            if text or refusal:
+                content.append(TextBlock(text="".join(text) or "".join(refusal)))
+            for index in sorted(calls):
+                acc = calls[index]
+                content.append(ToolCall(id=acc["id"] or f"call_{index}", name=acc["name"],
+                                        arguments=parse_arguments(acc["arguments"])))
+            return ModelResponse(content=content, stop_reason=stop_reason(finish, content, bool(refusal)),
+                                 usage=normalize_usage(usage), model=self.model_id)
+        except NORMALIZATION_ERRORS as exc:
+            raise ModelResponseError(f"{PROVIDER}: unusable stream: {exc!r}", provider=PROVIDER) from exc
+
+
+def build_params(name: str, request: ModelRequest, *, official: bool = False) -> dict[str, Any]:
+    """``chat.completions.create`` keyword arguments for a normalized request. api.openai.com gets
+    ``max_completion_tokens`` (its reasoning models refuse ``max_tokens``); compatible servers get
+    the ``max_tokens`` they all understand."""
+    settings = request.settings
+    messages: list[dict[str, Any]] = []
+    if request.system:
+        messages.append({"role": "system", "content": request.system})
+    for message in request.messages:
+        messages.extend(to_wire_messages(message))
+    params: dict[str, Any] = {"model": name, "messages": messages,
+                              "max_completion_tokens" if official else "max_tokens": settings.max_tokens}
+    if request.tools:
+        params["tools"] = [{"type": "function", "function": {"name": t.name, "description": t.description,
+                                                             "parameters": t.parameters}}
+                           for t in request.tools]
+    if settings.temperature is not None:
+        params["temperature"] = settings.temperature
+    if settings.stop_sequences:
+        params["stop"] = list(settings.stop_sequences)
+    return params
+
+
+def to_wire_messages(message: Message) -> list[dict[str, Any]]:
+    """One normalized message as Chat Completions messages: tool results become ``tool`` messages
+    (first, right after the assistant turn that called them), text the user/assistant content."""
+    text = "".join(b.text for b in message.content if isinstance(b, TextBlock))
+    if message.role == "assistant":
+        calls = [b for b in message.content if isinstance(b, ToolCall)]
+        wire: dict[str, Any] = {"role": "assistant", "content": text or None}
+        if calls:
+            wire["tool_calls"] = [{"id": c.id, "type": "function",
+                                   "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+                                  for c in calls]
+        elif not text:
+            wire["content"] = ""
+        return [wire]
+    out: list[dict[str, Any]] = [
+        {"role": "tool", "tool_call_id": b.tool_call_id,
+         "content": f"Error: {b.content}" if b.is_error else b.content}
+        for b in message.content if isinstance(b, ToolResult)]
+    if text or not out:
+        out.append({"role": "user", "content": text})
+    return out
+
+
+def stop_reason(finish: str | None, content: list[TextBlock | ToolCall], refused: bool) -> StopReason:
+    if refused:
+        return "refusal"
+    if any(isinstance(b, ToolCall) for b in content) and finish in (None, "stop", "tool_calls", "function_call"):
+        return "tool_use"  # some compatible servers say "stop" after a tool call
+    return FINISH_REASONS.get(finish or "", "other")
+
+
+def normalize_usage(usage: Any) -> Usage:
+    """OpenAI counts cached tokens inside ``prompt_tokens``; we keep them apart (as Anthropic does)
+    so that ``input_tokens + cache_read_tokens`` is the whole prompt and nothing is counted twice."""
+    if usage is None:
+        return Usage()
+    details = getattr(usage, "prompt_tokens_details", None)
+    cached = (getattr(details, "cached_tokens", None) or 0) if details is not None else 0
+    prompt = usage.prompt_tokens or 0
+    return Usage(input_tokens=max(prompt - cached, 0), output_tokens=usage.completion_tokens or 0,
+                 cache_read_tokens=cached)
+
+
+def normalize_completion(completion: Any, model_id: str) -> ModelResponse:
+    choice = completion.choices[0]
+    message = choice.message
+    content: list[TextBlock | ToolCall] = []
+    refusal = getattr(message, "refusal", None)
+    if message.content:
+        content.append(TextBlock(text=message.content))
+    elif refusal:
+        content.append(TextBlock(text=refusal))
+    for call in message.tool_calls or []:
+        function = getattr(call, "function", None)
+        if function is None:  # custom (non-function) tools are not part of the normalized conversation
+            continue
+        content.append(ToolCall(id=call.id, name=function.name, arguments=parse_arguments(function.arguments)))
+    return ModelResponse(content=content, stop_reason=stop_reason(choice.finish_reason, content, bool(refusal)),
+                         usage=normalize_usage(completion.usage), model=model_id)

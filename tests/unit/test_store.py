@@ -1,0 +1,84 @@
+"""The SQLite store refuses files that are not its own without changing a byte of them, and keeps
+executions across runtimes (processes) that open the same file."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from durable import DurableContext, LocalRuntime, VirtualClock
+from durable.errors import StoreError
+
+
+def _files(path: Path) -> dict[str, bytes]:
+    """The file and any SQLite side files next to it."""
+    return {p.name: p.read_bytes() for p in path.parent.iterdir() if p.name.startswith(path.name)}
+
+
+def test_a_file_that_is_not_sqlite_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"shopping list: milk, eggs\n" * 100)
+    before = _files(path)
+    with pytest.raises(StoreError, match="not a duragent database"):
+        LocalRuntime(path)
+    assert _files(path) == before
+
+
+def test_a_foreign_sqlite_database_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+    conn.execute("INSERT INTO users (name) VALUES ('ada'), ('grace')")
+    conn.commit()
+    conn.close()
+    before = _files(path)
+    assert list(before) == ["app.db"]  # rollback journal mode, no side files
+    with pytest.raises(StoreError, match="not a duragent store"):
+        LocalRuntime(path)
+    assert _files(path) == before  # same bytes, still not WAL, no -wal/-shm left behind
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert conn.execute("SELECT name FROM users ORDER BY id").fetchall() == [("ada",), ("grace",)]
+    conn.close()
+
+
+def test_a_foreign_database_with_a_meta_table_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    conn.execute("INSERT INTO meta VALUES ('schema', 'someone-else')")
+    conn.commit()
+    conn.close()
+    before = _files(path)
+    with pytest.raises(StoreError):
+        LocalRuntime(path)
+    assert _files(path) == before
+
+
+def test_an_unknown_durability_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="durability"):
+        LocalRuntime(tmp_path / "x.db", durability="sometimes")
+    assert not (tmp_path / "x.db").exists()
+
+
+def _greet(event: Any, ctx: DurableContext) -> str:
+    name = ctx.step(lambda: event["name"].title(), name="title")
+    ctx.wait(60)
+    return f"hello {name}"
+
+
+def test_executions_survive_reopening_the_store(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    clock = VirtualClock()
+    with LocalRuntime(path, clock=clock, functions=[_greet]) as first:
+        eid = first.start(_greet, {"name": "ada"})
+        assert first.run_once()
+        assert first.get(eid).status == "RUNNING"
+    with LocalRuntime(path, clock=clock, functions=[_greet]) as second:
+        second.run_until_idle()
+        info = second.get(eid)
+        assert info.status == "SUCCEEDED" and info.result == "hello Ada"
+        assert info.invocations == 2

@@ -1,0 +1,117 @@
+"""``http_get``: fetch a web page for a model, with a size limit enforced while reading, an
+overall deadline, and only http/https (redirects included)."""
+
+from __future__ import annotations
+
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from email.message import Message
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from ..errors import ToolError
+from ..tool import tool
+
+DEFAULT_MAX_BYTES = 100_000
+MAX_BYTES_LIMIT = 500_000
+"""The largest ``max_bytes`` a model may ask for (a step result is limited to 1 MiB)."""
+DEFAULT_TIMEOUT_S = 15.0
+USER_AGENT = "duragent-http-get/0.1"
+_CHUNK = 16_384
+_TEXTUAL = ("text/", "application/json", "application/xml", "application/xhtml", "application/javascript",
+            "application/ld+json", "application/rss", "application/atom", "+json", "+xml")
+
+
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+        _check_scheme(urllib.parse.urljoin(req.full_url, newurl))
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _check_scheme(url: str) -> None:
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme.lower() not in ("http", "https"):
+        raise ToolError(f"only http and https URLs can be fetched, not {parsed.scheme or 'a relative URL'!r} "
+                        f"({url[:200]})")
+    if not parsed.hostname:
+        raise ToolError(f"the URL has no host: {url[:200]}")
+
+
+def fetch(url: str, *, max_bytes: int = DEFAULT_MAX_BYTES, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
+    """GET ``url``; read at most ``max_bytes`` of the body within ``timeout_s`` seconds overall.
+
+    Returns ``url`` (after redirects), ``status``, ``content_type``, ``text`` (decoded, possibly
+    truncated), ``truncated`` and ``bytes_read``. HTTP error statuses are returned, not raised.
+    """
+    _check_scheme(url)
+    deadline = time.monotonic() + timeout_s
+    opener = urllib.request.build_opener(_HttpOnlyRedirects())
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Accept": "*/*"})
+    try:
+        try:
+            response = opener.open(request, timeout=timeout_s)
+        except urllib.error.HTTPError as exc:  # 4xx/5xx still have a body worth showing
+            response = exc
+        with response:
+            status = response.status if hasattr(response, "status") else response.code
+            headers: Message = response.headers
+            body, truncated = _read(response, max_bytes, deadline, timeout_s)
+            final_url = response.geturl()
+    except ToolError:
+        raise
+    except (TimeoutError, socket.timeout):
+        raise ToolError(f"timed out after {timeout_s:g} s fetching {url[:200]}") from None
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, TimeoutError | socket.timeout):
+            raise ToolError(f"timed out after {timeout_s:g} s fetching {url[:200]}") from None
+        raise ToolError(f"could not fetch {url[:200]}: {exc.reason}") from None
+    except (OSError, ValueError) as exc:
+        raise ToolError(f"could not fetch {url[:200]}: {exc}") from None
+    content_type = headers.get_content_type() if headers.get("Content-Type") else ""
+    if _is_textual(content_type) or not content_type:
+        text = body.decode(headers.get_content_charset() or "utf-8", errors="replace")
+    else:
+        text = f"[{len(body)} bytes of {content_type} not shown]"
+    return {"url": final_url, "status": status, "content_type": headers.get("Content-Type", ""),
+            "text": text, "truncated": truncated, "bytes_read": len(body)}
+
+
+def _read(response: Any, max_bytes: int, deadline: float, timeout_s: float) -> tuple[bytes, bool]:
+    """Read up to ``max_bytes`` in chunks, checking the overall deadline between chunks."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= max_bytes:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"deadline of {timeout_s} s passed while reading")
+        chunk = response.read1(min(_CHUNK, max_bytes + 1 - size)) if hasattr(response, "read1") else \
+            response.read(min(_CHUNK, max_bytes + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    body = b"".join(chunks)
+    return body[:max_bytes], len(body) > max_bytes
+
+
+def _is_textual(content_type: str) -> bool:
+    return any(content_type.startswith(t) or content_type.endswith(t) for t in _TEXTUAL)
+
+
+@tool
+def http_get(url: str,
+             max_bytes: Annotated[int, Field(ge=1, le=MAX_BYTES_LIMIT)] = DEFAULT_MAX_BYTES,
+             timeout_s: Annotated[float, Field(gt=0, le=60)] = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
+    """Fetch a URL with HTTP GET and return its status, content type and text.
+
+    The body is cut at max_bytes ("truncated": true says it was); binary content is not shown.
+
+    Args:
+        url: an absolute http:// or https:// URL.
+        max_bytes: read at most this many bytes of the body.
+        timeout_s: give up after this many seconds.
+    """
+    return fetch(url, max_bytes=max_bytes, timeout_s=timeout_s)
