@@ -214,7 +214,7 @@ def translate_botocore_error(exc: BaseException, *, provider: str = "bedrock") -
         return ModelConfigurationError(f"{provider}: no AWS credentials found ({exc}); set AWS_PROFILE or "
                                        "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY", provider=provider)
     if isinstance(exc, bx.NoRegionError):
-        return ModelConfigurationError(f"{provider}: no AWS region; set AWS_REGION or pass region=",
+        return ModelConfigurationError(f"{provider}: no AWS region; set AWS_DEFAULT_REGION (or a profile's region) or pass region=",
                                        provider=provider)
     if isinstance(exc, bx.ParamValidationError):
         return ModelBadRequestError(f"{provider}: {exc}", provider=provider)

@@ -130,7 +130,8 @@ def make_client(region: str | None = None) -> Any:
 
     config = Config(retries={"max_attempts": 1, "mode": "standard"})
     try:
-        return boto3.client("bedrock-runtime", region_name=region, config=config)
+        # a fresh session, not boto3's process-wide default one that caches credentials forever
+        return boto3.session.Session(region_name=region).client("bedrock-runtime", config=config)
     except Exception as exc:
         translated = translate_botocore_error(exc, provider=PROVIDER)
         if translated is None:
