@@ -150,3 +150,19 @@ def ledger_from_history(events: list[dict[str, Any]], prices: dict[str, Price] |
             continue
         ledger.record(response, replayed=False)
     return ledger
+
+
+def ledger_from_operations(operations: list[Any], prices: dict[str, Price] | None = None) -> Ledger:
+    """The same ledger, from an execution's operations (what ``duragent show`` has at hand)."""
+    ledger = Ledger(prices=prices)
+    for op in operations:
+        if getattr(op, "SubType", None) != MODEL_CALL_SUBTYPE or op.Status.value != "SUCCEEDED":
+            continue
+        payload = op.StepDetails.Result if op.StepDetails else None
+        if not payload:
+            continue
+        try:
+            ledger.record(ModelResponse.model_validate_json(payload), replayed=False)
+        except ValueError:
+            continue
+    return ledger

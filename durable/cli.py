@@ -350,6 +350,7 @@ class PendingItem:
     name: str
     callback_id: str
     started_at: float | None
+    arguments: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -368,8 +369,28 @@ def pending_callbacks(runtime: LocalRuntime) -> Iterator[PendingItem]:
             continue  # its execution ended; the callback can no longer be answered
         if execution_id not in names:
             names[execution_id] = {o.Id: o for o in runtime.operations(execution_id)}
-        yield PendingItem("callback", execution_id, _display_name(op, names[execution_id]), callback_id,
-                          op.StartTimestamp)
+        request = _review_request(op, names[execution_id])
+        kind = str(request.get("kind", "callback")) if request else "callback"
+        name = str(request.get("title")) if request and request.get("title") else _display_name(op, names[execution_id])
+        yield PendingItem(kind, execution_id, name, callback_id, op.StartTimestamp,
+                          request.get("arguments") if request else None)
+
+
+def _review_request(op: Operation, ops: dict[str, Operation]) -> dict[str, Any] | None:
+    """What a human review asks, as its submitter step recorded it (see agents.human)."""
+    for sibling in ops.values():
+        if sibling.ParentId != op.ParentId or sibling.ParentId is None or sibling.Type != OperationType.STEP:
+            continue
+        result = sibling.StepDetails.Result if sibling.StepDetails else None
+        if not result:
+            continue
+        try:
+            data = json.loads(result)
+        except ValueError:
+            continue
+        if isinstance(data, dict) and "kind" in data and "title" in data:
+            return data
+    return None
 
 
 PENDING_SOURCES: list[Callable[[LocalRuntime], Iterator[PendingItem]]] = [pending_callbacks]
@@ -462,6 +483,21 @@ def _show_text(info: ExecutionInfo, ops: list[Operation]) -> None:
     rows = _op_tree(ops)
     print()
     print(_table(("OPERATION", "NAME", "STATUS", "ATTEMPT", "TOOK", ""), rows) if rows else "no operations yet")
+    ledger = _ledger(ops)
+    if ledger is not None:
+        print()
+        print(ledger.format())
+
+
+def _ledger(ops: list[Operation]) -> Any:
+    """The cost ledger of an agent execution (model-call steps), when the agents package is there."""
+    if not any(op.SubType == "ModelCall" for op in ops):
+        return None
+    try:
+        from agents.usage import ledger_from_operations
+    except ImportError:
+        return None
+    return ledger_from_operations(ops)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -470,7 +506,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         info = runtime.get(args.id)
         ops = runtime.operations(args.id)
     if args.json:
-        _print_json({**info.to_dict(), "operations": [op.to_wire() for op in ops]})
+        ledger = _ledger(ops)
+        _print_json({**info.to_dict(), "operations": [op.to_wire() for op in ops],
+                     **({"ledger": ledger.to_dict()} if ledger is not None else {})})
     else:
         _show_text(info, ops)
     return EXIT_OK
@@ -530,6 +568,26 @@ def cmd_callback(args: argparse.Namespace) -> int:
     print(f"callback {done} (execution {execution_id})")
     if args.action != "heartbeat":
         print(f"resume it with: {_command(args, 'worker --until-idle')}")
+    return EXIT_OK
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    """``approve`` / ``reject``: answer a human review in the shape agents expect."""
+    if args.command == "approve":
+        answer: dict[str, Any] = {"approved": True}
+        if args.edit is not None:
+            edited = _parse_json(args.edit, "--edit", "'{\"to\": \"ops@example.com\"}'")
+            if not isinstance(edited, dict):
+                raise UsageError("--edit must be a JSON object of the tool's arguments; e.g. '{\"city\": \"Paris\"}'")
+            answer["arguments"] = edited
+    else:
+        answer = {"approved": False, "feedback": args.feedback}
+    if args.reviewer:
+        answer["reviewer"] = args.reviewer
+    with _open(args) as runtime:
+        execution_id = runtime.send_callback_success(args.callback_id, json.dumps(answer))
+    print(f"review {'approved' if answer['approved'] else 'rejected'} (execution {execution_id})")
+    print(f"resume it with: {_command(args, 'worker --until-idle')}")
     return EXIT_OK
 
 
@@ -594,6 +652,15 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--error-data", default=None)
     a = actions.add_parser("heartbeat", parents=[common], help="keep a callback with a heartbeat timeout alive")
     a.add_argument("callback_id", metavar="CALLBACK_ID")
+
+    p = command("approve", cmd_review, "approve a human review (optionally with edited tool arguments)")
+    p.add_argument("callback_id", metavar="CALLBACK_ID")
+    p.add_argument("--edit", metavar="JSON", help="run the tool with these arguments instead")
+    p.add_argument("--reviewer", help="who answered (recorded with the answer)")
+    p = command("reject", cmd_review, "reject a human review; the tool never runs and the model sees why")
+    p.add_argument("callback_id", metavar="CALLBACK_ID")
+    p.add_argument("--feedback", required=True, metavar="TEXT", help="why: the model reads this")
+    p.add_argument("--reviewer", help="who answered (recorded with the answer)")
 
     p = command("stop", cmd_stop, "stop a running execution")
     p.add_argument("id", metavar="ID")

@@ -11,6 +11,7 @@ import contextvars
 import inspect
 import json
 import re
+import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -195,10 +196,27 @@ def to_text(value: Any) -> str:
 
 def error_text(error_type: str | None, message: str) -> str:
     """An error as the model sees it: ``ValueError: text``, or the bare text of a ToolError."""
-    short = (error_type or "").rsplit(".", 1)[-1]
-    if not short or short in (ToolError.__name__, ToolValidationError.__name__):
+    if not error_type or _is_tool_error(error_type):
         return message or "the tool failed"
+    short = error_type.rsplit(".", 1)[-1]
     return f"{short}: {message}" if message else short
+
+
+def _is_tool_error(error_type: str) -> bool:
+    """Whether a checkpointed ``module.Qualname`` names a ToolError class. Only modules already
+    imported are consulted (a tool's own module always is), so this never imports anything."""
+    module_name, _, qualname = error_type.partition(".")
+    while qualname:
+        module = sys.modules.get(module_name)
+        if module is not None:
+            obj: Any = module
+            for part in qualname.split("."):
+                obj = getattr(obj, part, None)
+            if isinstance(obj, type):
+                return issubclass(obj, ToolError)
+        head, _, qualname = qualname.partition(".")
+        module_name = f"{module_name}.{head}"
+    return False
 
 
 def _with_timeout(call: Callable[[], Any], seconds: float, name: str) -> Any:

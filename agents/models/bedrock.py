@@ -128,7 +128,8 @@ def make_client(region: str | None = None) -> Any:
     boto3 = import_sdk("boto3", provider=PROVIDER)
     from botocore.config import Config
 
-    config = Config(retries={"max_attempts": 1, "mode": "standard"})
+    # botocore's "max_attempts" counts retries (1 would mean two attempts); total_max_attempts is exact
+    config = Config(retries={"total_max_attempts": 1, "mode": "standard"})
     try:
         # a fresh session, not boto3's process-wide default one that caches credentials forever
         return boto3.session.Session(region_name=region).client("bedrock-runtime", config=config)

@@ -407,7 +407,8 @@ def test_configured_retry_is_durable(runtime: LocalRuntime) -> None:
 
     info = runtime.run(handler, {})
     assert info.result == "ok" and attempts == [1, 2, 3]
-    assert len(_steps(runtime, info.id, "StepFailed")) == 0
+    assert info.invocations == 3  # each retry was a checkpointed delay, not a sleep
+    assert [e["Name"] for e in _steps(runtime, info.id, "StepSucceeded")] == ["tool:flaky"]
 
 
 def test_timeout_fails_the_call(runtime: LocalRuntime) -> None:
@@ -446,7 +447,7 @@ def test_calculator_computes(expression: str, expected: float) -> None:
 
 @pytest.mark.parametrize(("expression", "message"), [
     ("x + 1", "unknown name 'x'"),
-    ("__import__('os').system('true')", "attribute access is not allowed"),
+    ("__import__('os').system('true')", "only calls of plain function names"),
     ("__import__('os')", "function '__import__' is not allowed"),
     ("(1).__class__", "attribute access is not allowed"),
     ("open('/etc/passwd')", "function 'open' is not allowed"),
@@ -463,7 +464,7 @@ def test_calculator_computes(expression: str, expected: float) -> None:
     ("1 / 0", "division by zero"),
     ("sqrt(-1)", "math domain error"),
     ("(-8) ** (1 / 3)", "not a real number"),
-    ("round(x=1)", "unknown name 'x'"),
+    ("round(x=1)", "round() takes positional arguments only"),
     ("2 +", "not a valid expression"),
 ])
 def test_calculator_refuses(expression: str, message: str) -> None:
