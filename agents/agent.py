@@ -259,7 +259,7 @@ class Agent:
         try:
             arguments = tool.validate(call.arguments)
         except Exception as exc:  # validation errors go back to the model
-            return ToolResult(tool_call_id=call.id, content=f"invalid arguments: {exc}", is_error=True)
+            return ToolResult(tool_call_id=call.id, content=str(exc), is_error=True)
         if getattr(tool, "requires_approval", False):
             decision: ApprovalDecision = request_approval(ctx, tool=tool.name, arguments=call.arguments,
                                                           name=f"approval:{tool.name}",

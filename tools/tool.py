@@ -45,8 +45,11 @@ class Tool:
                  retry: RetryPolicy | None = None) -> None:
         if not callable(fn):
             raise UsageError(f"@tool needs a function, got {fn!r}")
+        if inspect.iscoroutinefunction(fn):
+            raise UsageError(f"tool {getattr(fn, '__name__', fn)!r} is async; durable steps run synchronous "
+                             "functions, so define the tool with 'def'")
         self.fn = fn
-        self.name: str = name or getattr(fn, "__name__", "")
+        self.name: str = name or str(getattr(fn, "__name__", ""))
         """The name the model calls the tool by (default: the function's name)."""
         if not _NAME.match(self.name):
             raise UsageError(f"tool name {self.name!r} is invalid: use 1-64 characters from A-Z a-z 0-9 _ -")

@@ -586,7 +586,7 @@ class LocalService:
             deadline = row.due_at if row.due_at is not None else now
             timed_out = row.timeout_at is not None and row.timeout_at <= deadline + 1e-9
             kind = "Callback.Timeout" if timed_out else "Callback.Heartbeat"
-            message = "Callback timed out" if timed_out else "Callback heartbeat timed out"
+            message = "Callback timed out" if timed_out else "Callback timed out on heartbeat"
             error = ErrorObject(ErrorType=kind, ErrorMessage=message)
             details = CallbackDetails(CallbackId=row.callback_id, Error=error)
             batch.put(op.model_copy(update={"Status": OperationStatus.TIMED_OUT, "EndTimestamp": now,

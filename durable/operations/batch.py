@@ -3,7 +3,9 @@ completion policy, and checkpointed as one BatchResult.
 
 Results are kept in index order whatever order branches finish in, so a replay sees the same
 BatchResult by construction. A branch that suspends frees its slot; the batch suspends once no
-branch can make progress, and finished branches are not re-run on resume.
+branch can make progress, and finished branches are not re-run on resume. A finished batch whose
+result was too large to checkpoint (ReplayChildren) is rebuilt from exactly the branches that ran
+the first time, with the recorded completion reason; nothing is decided or started anew.
 """
 
 from __future__ import annotations

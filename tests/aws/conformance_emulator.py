@@ -7,17 +7,23 @@ events are there.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from durable.aws import lambda_handler, remote
-from tests.conformance.driver import EXTRA_FUNCTIONS, HANDLERS, function_name
+from tests.conformance.driver import CRASHING, EXTRA_FUNCTIONS, HANDLERS, REPO, function_name
 from tests.conformance.matcher import Bindings, callback_action_payload, first_matching_action, match_history
 from tests.conformance.requirements import Requirement
 
+from .compare import tolerate
 from .emulator import Emulator
 
 TERMINAL_EVENTS = {"ExecutionSucceeded", "ExecutionFailed", "ExecutionTimedOut", "ExecutionStopped"}
@@ -54,18 +60,58 @@ class LogCapture(logging.Handler):
             return [r for r in self.records if r.get("executionArn") == arn or r.get("durableExecutionArn") == arn]
 
 
-def register_all(emu: Emulator) -> None:
-    """Every conformance handler (and chained-invoke target) as a function of the endpoint."""
+def register_all(emu: Emulator, scratch: Path) -> None:
+    """Every conformance handler (and chained-invoke target) as a function of the endpoint. A
+    handler that kills its process runs each invocation in a subprocess, as Lambda would."""
     for req_id, handler in HANDLERS.items():
-        emu.endpoint.register(function_name(req_id), lambda_handler(handler))
+        fn = SubprocessFunction(req_id, scratch / req_id) if req_id in CRASHING else lambda_handler(handler)
+        emu.endpoint.register(function_name(req_id), fn)
     for name, handler in EXTRA_FUNCTIONS.items():
         emu.endpoint.register(name, lambda_handler(handler))
+
+
+class SubprocessFunction:
+    """One Lambda invocation per process: a crash (os._exit) is a function error the emulator
+    retries, like a Lambda runtime exit. Log lines go to JSON files in ``scratch``."""
+
+    def __init__(self, req_id: str, scratch: Path) -> None:
+        self.req_id = req_id
+        self.scratch = scratch
+
+    def __call__(self, event: dict[str, Any], context: Any) -> Any:
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "PYTHONPATH": str(REPO), "DURAGENT_CONFORMANCE_SCRATCH": str(self.scratch)}
+        proc = subprocess.run([sys.executable, "-c", _SERVE_ONE, self.req_id], input=json.dumps(event), text=True,
+                              capture_output=True, cwd=REPO, env=env, timeout=120)
+        if proc.returncode != 0:
+            raise RuntimeError(f"Runtime.ExitError: exit status {proc.returncode} {proc.stderr[-500:]}")
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    def logs(self) -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = []
+        for path in sorted(self.scratch.glob("logs-*.jsonl")):
+            records.extend(json.loads(line) for line in path.read_text().splitlines() if line.strip())
+        return sorted(records, key=lambda r: r.get("timestamp", 0))
+
+
+_SERVE_ONE = """
+import json, logging, os, sys
+from durable.log import JsonFormatter
+from durable.aws import lambda_handler
+from tests.conformance.driver import HANDLERS, _load_handlers
+_load_handlers()
+handler = logging.FileHandler(os.path.join(os.environ["DURAGENT_CONFORMANCE_SCRATCH"], f"logs-{os.getpid()}.jsonl"))
+handler.setFormatter(JsonFormatter())
+logging.getLogger("durable.user").addHandler(handler)
+logging.getLogger("durable.user").setLevel(logging.DEBUG)
+print(json.dumps(lambda_handler(HANDLERS[sys.argv[1]])(json.load(sys.stdin), None)))
+"""
 
 
 def run_requirement(emu: Emulator, req: Requirement, bindings: Bindings, capture: LogCapture,
                     *, timeout: float = 120.0) -> EmulatorOutcome:
     event = bindings.substitute(req.input)
-    arn = emu.start_execution(function_name(req.id), event, name=f"conf-{req.id.replace('-', '_')}")
+    arn = emu.start_execution(function_name(req.id), event, name=f"conf-{req.id}")
     errors: list[str] = []
     history_only = False
     if req.async_invoke:
@@ -76,8 +122,11 @@ def run_requirement(emu: Emulator, req: Requirement, bindings: Bindings, capture
     execution = remote.get_execution(arn, client=emu.lambda_client)
     if history_only and execution["Status"] == "RUNNING":
         remote.stop_execution(arn, "history-only requirement matched; stopped by the test", client=emu.lambda_client)
-    return EmulatorOutcome(arn, execution["Status"], execution.get("Result"), history,
-                           capture.for_execution(arn), errors, history_only)
+    logs = capture.for_execution(arn)
+    fn = emu.endpoint.functions.get(function_name(req.id))
+    if isinstance(fn, SubprocessFunction):
+        logs += [r for r in fn.logs() if r.get("executionArn") == arn or r.get("durableExecutionArn") == arn]
+    return EmulatorOutcome(arn, execution["Status"], execution.get("Result"), history, logs, errors, history_only)
 
 
 def _poll(emu: Emulator, arn: str, req: Requirement, bindings: Bindings, errors: list[str], timeout: float) -> bool:
@@ -117,7 +166,8 @@ def _poll(emu: Emulator, arn: str, req: Requirement, bindings: Bindings, errors:
                 handled.add(callback_id)
             time.sleep(delay)
             _send(emu, callback_id, operation, data)
-        if req.expected_result is None and not match_history(req.expected_history, history, bindings.copy()):
+        if req.expected_result is None and not tolerate(match_history(req.expected_history, history,
+                                                                      bindings.copy()))[0]:
             return True
     errors.append(f"not finished after {timeout} s")
     return False

@@ -15,10 +15,22 @@ from typing import Any
 
 import pytest
 
-from durable import (BatchResult, ChildContextError, CompletionConfig, DurableContext, LocalRuntime, MapConfig,
-                     NestingType, ParallelConfig, RetryPolicy, StepConfig, UsageError, VirtualClock)
+from durable import (
+    BatchResult,
+    ChildContextError,
+    CompletionConfig,
+    DurableContext,
+    LocalRuntime,
+    MapConfig,
+    NestingType,
+    ParallelConfig,
+    RetryPolicy,
+    StepConfig,
+    UsageError,
+    VirtualClock,
+)
 from durable.journal import operation_id
-from durable.operations.batch import (BatchItemStatus, BatchSerdes, CompletionReason, decide)
+from durable.operations.batch import BatchItemStatus, BatchSerdes, CompletionReason, decide
 from durable.serdes import DEFAULT_SERDES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -204,17 +216,21 @@ def test_max_concurrency_is_honoured(rt: LocalRuntime, limit: int) -> None:
     peak = [0]
     started: list[int] = []
 
+    first_wave = threading.Barrier(limit, timeout=10)  # breaks (fails the item) unless `limit` run at once
+
     def work(child: DurableContext, item: int, index: int, items: list[int]) -> int:
         def body() -> int:
             with lock:
                 started.append(index)
                 running[0] += 1
                 peak[0] = max(peak[0], running[0])
-            time.sleep(0.03)
+            if index < limit:
+                first_wave.wait()
+            time.sleep(0.01)
             with lock:
                 running[0] -= 1
             return item * item
-        return child.step(body, name="square")
+        return child.step(body, name="square", config=NO_RETRY)
 
     def handler(event: Any, ctx: DurableContext) -> list[int]:
         return ctx.map(list(range(10)), work, name="m", config=MapConfig(max_concurrency=limit)).get_results()
@@ -242,11 +258,15 @@ def test_results_in_index_order_when_branches_finish_out_of_order(rt: LocalRunti
     finished: list[int] = []
     lock = threading.Lock()
 
+    done = [threading.Event() for _ in range(5)]
+
     def branch(i: int) -> Any:
         def fn(child: DurableContext) -> str:
-            time.sleep(0.01 * (5 - i))  # the last branch finishes first
+            if i < 4:  # each branch finishes only after the next one: the last finishes first
+                assert done[i + 1].wait(10)
             with lock:
                 finished.append(i)
+            done[i].set()
             return f"b{i}"
         return fn
 
@@ -257,7 +277,7 @@ def test_results_in_index_order_when_branches_finish_out_of_order(rt: LocalRunti
 
     info = rt.run(handler)
     assert info.result == ["b0", "b1", "b2", "b3", "b4"]
-    assert finished != sorted(finished), "the branches were expected to finish out of order"
+    assert finished == [4, 3, 2, 1, 0]
     # the checkpointed BatchResult is in index order too
     parent = [e for e in _contexts(rt, info.id, "Parallel") if e["EventType"] == "ContextSucceeded"][0]
     stored = json.loads(parent["ContextSucceededDetails"]["Result"]["Payload"])
@@ -653,10 +673,12 @@ def test_map_survives_a_sigkill_halfway(tmp_path: Path) -> None:
     with LocalRuntime(db) as runtime:
         execution_id = runtime.start("crash-map", {"dir": str(tmp_path)}, target=target)
 
-    worker = subprocess.Popen([sys.executable, "-c", "import sys\nfrom durable import LocalRuntime\n"
-                               "LocalRuntime(sys.argv[1]).worker()", str(db)],
-                              cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err_path = tmp_path / "worker.err"
+    with err_path.open("wb") as err:
+        worker = subprocess.Popen([sys.executable, "-c", "import sys\nfrom durable import LocalRuntime\n"
+                                   "LocalRuntime(sys.argv[1]).worker()", str(db)],
+                                  cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                                  stdout=subprocess.DEVNULL, stderr=err)
     try:
         deadline = time.monotonic() + 15
         committed = 0
@@ -671,7 +693,7 @@ def test_map_survives_a_sigkill_halfway(tmp_path: Path) -> None:
                 # middle of the batch.
                 if len(effects) >= CRASH_ITEMS // 2 and committed >= CRASH_ITEMS // 2 and blocked:
                     break
-                assert worker.poll() is None, worker.stderr.read().decode() if worker.stderr else ""
+                assert worker.poll() is None, err_path.read_text()
                 time.sleep(0.02)
             else:
                 pytest.fail(f"no progress: {len(_effects(tmp_path))} effects, {committed} committed")

@@ -3,7 +3,6 @@ overall deadline, and only http/https (redirects included)."""
 
 from __future__ import annotations
 
-import socket
 import time
 import urllib.error
 import urllib.parse
@@ -69,10 +68,10 @@ def fetch(url: str, *, max_bytes: int = DEFAULT_MAX_BYTES, timeout_s: float = DE
             final_url = response.geturl()
     except ToolError:
         raise
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         raise ToolError(f"timed out after {timeout_s:g} s fetching {url[:200]}") from None
     except urllib.error.URLError as exc:
-        if isinstance(exc.reason, TimeoutError | socket.timeout):
+        if isinstance(exc.reason, TimeoutError):
             raise ToolError(f"timed out after {timeout_s:g} s fetching {url[:200]}") from None
         raise ToolError(f"could not fetch {url[:200]}: {exc.reason}") from None
     except (OSError, ValueError) as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from durable import (BatchResult, CompletionConfig, DurableContext, NestingType, ParallelConfig)
+from durable import BatchResult, CompletionConfig, DurableContext, NestingType, ParallelConfig
 
 from ..driver import requirement
 
