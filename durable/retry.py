@@ -8,7 +8,14 @@ from typing import Any
 
 import tenacity
 from tenacity import stop_after_attempt, wait_exponential, wait_random_exponential
-from tenacity.retry import retry_base, retry_if_exception_type
+from tenacity.retry import retry_base, retry_if_exception, retry_if_exception_type
+
+from .errors import UsageError
+
+
+def _not_usage_error(error: BaseException) -> bool:
+    """Misuse (a durable call inside a step, an unserializable value) never heals by retrying."""
+    return not isinstance(error, UsageError)
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
@@ -25,7 +32,7 @@ class RetryPolicy:
 
     stop: stop_base = field(default_factory=lambda: stop_after_attempt(6))
     wait: wait_base = field(default_factory=lambda: wait_random_exponential(multiplier=5, max=60))
-    retry: retry_base = field(default_factory=lambda: retry_if_exception_type(Exception))
+    retry: retry_base = field(default_factory=lambda: retry_if_exception(_not_usage_error))
 
     @classmethod
     def default(cls) -> RetryPolicy:

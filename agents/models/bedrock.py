@@ -65,7 +65,7 @@ class BedrockModel:
         params = build_params(self.name, request)
         try:
             if on_text is None:
-                response = self._client.converse(**params)
+                response = guarded(self._client.converse, **params)
                 try:
                     return normalize_response(response, self.model_id)
                 except NORMALIZATION_ERRORS as exc:
@@ -81,11 +81,12 @@ class BedrockModel:
             raise translated from exc
 
     def _stream(self, params: dict[str, Any], on_text: TextCallback) -> ModelResponse:
-        response = self._client.converse_stream(**params)
+        response = guarded(self._client.converse_stream, **params)
+        events = iter(guarded(response.__getitem__, "stream"))
         blocks: dict[int, dict[str, Any]] = {}
         stop: str | None = None
         usage: dict[str, Any] = {}
-        for event in response["stream"]:
+        while (event := guarded(next, events, None)) is not None:
             if "contentBlockStart" in event:
                 start = event["contentBlockStart"]
                 tool = start.get("start", {}).get("toolUse")
@@ -121,6 +122,17 @@ class BedrockModel:
                                  usage=normalize_usage(usage), model=self.model_id)
         except NORMALIZATION_ERRORS as exc:
             raise ModelResponseError(f"{PROVIDER}: unusable stream: {exc!r}", provider=PROVIDER) from exc
+
+
+def guarded(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call into botocore, reading a bare parse failure (botocore raises AttributeError and the like
+    on a body of the wrong shape) as a malformed response. Kept apart from ``on_text`` calls, so an
+    error raised by the caller's callback is never mistaken for the provider's."""
+    try:
+        return fn(*args, **kwargs)
+    except NORMALIZATION_ERRORS as exc:
+        raise ModelResponseError(f"{PROVIDER}: the response could not be parsed: {exc!r}",
+                                 provider=PROVIDER) from exc
 
 
 def make_client(region: str | None = None) -> Any:

@@ -140,7 +140,7 @@ class FunctionModel(ScriptedModel):
     conversation (the tool results so far, the system prompt) before deciding."""
 
     def __init__(self, fn: Callable[[ModelRequest], Reply], *, name: str | None = None) -> None:
-        super().__init__(fn, name=name or getattr(fn, "__name__", "function"))
+        super().__init__(fn, name=name or str(getattr(fn, "__name__", "function")))
 
 
 def echo(request: ModelRequest) -> str:

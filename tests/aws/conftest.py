@@ -8,13 +8,21 @@ from pathlib import Path
 
 import pytest
 
+from tests.conformance.driver import EXTRA_FUNCTIONS, _load_handlers
+
 from .emulator import Emulator, dummy_aws_env
+
+_load_handlers()
+
+# Chained-invoke targets must be declared to the emulator; durable ones carry a DurableConfig.
+FUNCTION_CONFIGS = {name: {"DurableConfig": {"ExecutionTimeout": 300, "RetentionPeriodInDays": 1}}
+                    for name in [*EXTRA_FUNCTIONS, "aws-test-invoke-target"]}
 
 
 @pytest.fixture(scope="package")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     log = Path(tmp_path_factory.mktemp("emulator")) / "dex-local-runner.log"
-    emu = Emulator(skip_time=True, log_path=log)
+    emu = Emulator(log_path=log, function_configs=FUNCTION_CONFIGS)
     with dummy_aws_env():
         emu.start()  # raises (so every test using it errors) if the emulator cannot start
         with dummy_aws_env(AWS_ENDPOINT_URL_LAMBDA=emu.url):

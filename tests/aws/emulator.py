@@ -51,6 +51,8 @@ class InvokeEndpoint:
     def __init__(self) -> None:
         self.functions: dict[str, LambdaFunction] = {}
         self.invocations: list[tuple[str, dict[str, Any]]] = []
+        self.outputs: list[tuple[str, Any]] = []
+        """(execution ARN, what the function returned) per invocation, in order."""
         self.errors: list[str] = []
         endpoint = self
 
@@ -76,6 +78,7 @@ class InvokeEndpoint:
                     self._reply(200, {"errorMessage": str(exc), "errorType": type(exc).__name__},
                                 {"X-Amz-Function-Error": "Unhandled"})
                     return
+                endpoint.outputs.append((str(event.get("DurableExecutionArn")), result))
                 self._reply(200, result)
 
             def _reply(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
@@ -92,7 +95,10 @@ class InvokeEndpoint:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 128
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = int(self.server.server_address[1])
         self.url = f"http://127.0.0.1:{self.port}"
@@ -108,6 +114,14 @@ class InvokeEndpoint:
     def register(self, name: str, fn: LambdaFunction) -> str:
         self.functions[name] = fn
         return name
+
+    def outputs_of(self, arn: str) -> list[Any]:
+        """What the function returned to each invocation of one execution."""
+        return [output for output_arn, output in list(self.outputs) if output_arn == arn]
+
+    def events_of(self, arn: str) -> list[dict[str, Any]]:
+        """The invocation events one execution's function received."""
+        return [event for _, event in list(self.invocations) if event.get("DurableExecutionArn") == arn]
 
 
 def runner_command() -> list[str]:
@@ -185,7 +199,8 @@ class Emulator:
 
             self._client = boto3.client("lambda", endpoint_url=self.url, region_name=REGION,
                                         aws_access_key_id="test", aws_secret_access_key="test",
-                                        config=Config(retries={"max_attempts": 1}, read_timeout=30))
+                                        config=Config(retries={"mode": "standard", "max_attempts": 5},
+                                                      read_timeout=30, max_pool_connections=50))
         return self._client
 
     # -- executions --------------------------------------------------------------------------
@@ -198,8 +213,15 @@ class Emulator:
                 "InvocationId": str(uuid.uuid4()), "Input": json.dumps(input)}
         request = urllib.request.Request(f"{self.url}/start-durable-execution", data=json.dumps(body).encode(),
                                          headers={"Content-Type": "application/json"}, method="POST")
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return str(json.loads(response.read())["ExecutionArn"])
+        for attempt in range(5):  # the emulator's listen backlog is small: retry a refused connection
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    return str(json.loads(response.read())["ExecutionArn"])
+            except (ConnectionError, urllib.error.URLError) as exc:
+                if isinstance(exc, urllib.error.HTTPError) or attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def execution(self, arn: str) -> dict[str, Any]:
         return dict(self.lambda_client.get_durable_execution(DurableExecutionArn=arn))

@@ -291,7 +291,8 @@ def bedrock_converse(reply: Reply) -> dict[str, Any]:
 
 
 def bedrock_error_code(error: FakeError) -> str:
-    return error.code or BEDROCK_ERROR_CODES.get(error.status, "InternalServerException")
+    fallback = "ValidationException" if error.status < 500 else "InternalServerException"
+    return error.code or BEDROCK_ERROR_CODES.get(error.status, fallback)
 
 
 def event_message(headers: dict[str, str], payload: bytes) -> bytes:
@@ -360,7 +361,8 @@ class ProviderServer:
         handler = type("Handler", (_Handler,), {"fake": self})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-provider", daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
+                                        name="fake-provider", daemon=True)
         self._thread.start()
         return self
 

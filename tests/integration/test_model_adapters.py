@@ -15,12 +15,28 @@ from typing import Any
 
 import pytest
 
-from agents.errors import (ModelAuthError, ModelBadRequestError, ModelConfigurationError, ModelContextTooLongError,
-                           ModelError, ModelOverloadedError, ModelRateLimitError, ModelResponseError)
+from agents.errors import (
+    ModelAuthError,
+    ModelBadRequestError,
+    ModelConfigurationError,
+    ModelContextTooLongError,
+    ModelError,
+    ModelOverloadedError,
+    ModelRateLimitError,
+    ModelResponseError,
+)
 from agents.messages import Message, ModelRequest, ModelSettings, TextBlock, ToolCall, ToolResult, ToolSpec
 from agents.models import AnthropicModel, BedrockModel, Model, OpenAIModel, ScriptedModel, infer_model
-from tests.fakes.provider_server import (CONTEXT_TOO_LONG, FakeError, FakeToolCall, FakeUsage, Malformed,
-                                         ProviderServer, RecordedRequest, Reply)
+from tests.fakes.provider_server import (
+    CONTEXT_TOO_LONG,
+    FakeError,
+    FakeToolCall,
+    FakeUsage,
+    Malformed,
+    ProviderServer,
+    RecordedRequest,
+    Reply,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 PROVIDERS = ["anthropic", "openai", "bedrock"]
@@ -508,8 +524,9 @@ def test_fake_server_records_without_secrets(server: ProviderServer, monkeypatch
     records: list[RecordedRequest] = server.requests
     assert [r.path.rsplit("/", 1)[-1] for r in records] == ["messages", "completions", "converse"]
     assert all(KEY not in json.dumps(r.headers) for r in records)
-    assert records[0].auth_headers == ["x-api-key"] or records[0].auth_headers  # the SDK chooses the header
-    assert records[2].auth_headers == ["authorization"]  # SigV4 signature, not recorded
+    assert all(r.auth_headers for r in records)  # sent (the SDK picks the header), never recorded
+    assert records[2].auth_headers == ["authorization"]  # SigV4
+    assert [r.headers.get("x-stainless-retry-count") for r in records[:2]] == ["0", "0"]
 
 
 def test_fake_server_exhausted_script_is_loud(server: ProviderServer, monkeypatch: pytest.MonkeyPatch) -> None:
