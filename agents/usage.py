@@ -126,8 +126,11 @@ class Ledger:
                 if line and line.calls:
                     lines.append(f"{(model + label)[:34]:<34} {line.calls:>5} {line.usage.input_tokens:>8} "
                                  f"{line.usage.output_tokens:>8} {line.cost:>10.4f}")
-        lines.append(f"paid ${self.paid_cost:.4f}, reused ${self.saved_cost:.4f} "
-                     f"({self.reused_calls} model calls not paid twice)")
+        if self.reused_calls:
+            lines.append(f"paid ${self.paid_cost:.4f}; reused ${self.saved_cost:.4f} from the journal "
+                         f"({self.reused_calls} model calls not paid twice)")
+        else:
+            lines.append(f"total ${self.paid_cost:.4f} ({self.paid_calls} model calls)")
         return "\n".join(lines)
 
 
@@ -152,8 +155,10 @@ def ledger_from_history(events: list[dict[str, Any]], prices: dict[str, Price] |
     return ledger
 
 
-def ledger_from_operations(operations: list[Any], prices: dict[str, Price] | None = None) -> Ledger:
-    """The same ledger, from an execution's operations (what ``duragent show`` has at hand)."""
+def ledger_from_operations(operations: list[Any], prices: dict[str, Price] | None = None,
+                           reused_ids: set[str] | None = None) -> Ledger:
+    """The same ledger, from an execution's operations (what ``duragent show`` has at hand).
+    ``reused_ids``: model calls to count as reused (finished before a crash, replayed after it)."""
     ledger = Ledger(prices=prices)
     for op in operations:
         if getattr(op, "SubType", None) != MODEL_CALL_SUBTYPE or op.Status.value != "SUCCEEDED":
@@ -162,7 +167,8 @@ def ledger_from_operations(operations: list[Any], prices: dict[str, Price] | Non
         if not payload:
             continue
         try:
-            ledger.record(ModelResponse.model_validate_json(payload), replayed=False)
+            response = ModelResponse.model_validate_json(payload)
         except ValueError:
             continue
+        ledger.record(response, replayed=bool(reused_ids) and op.Id in reused_ids)  # type: ignore[operator]
     return ledger
