@@ -87,10 +87,13 @@ def get_history(arn: str, *, include_data: bool = True, client: Any = None) -> l
         request["Marker"] = marker
 
 
-def pending_callbacks(arn: str, *, client: Any = None) -> list[dict[str, Any]]:
+def pending_callbacks(arn: str, *, client: Any = None, events: list[dict[str, Any]] | None = None
+                      ) -> list[dict[str, Any]]:
     """Callbacks of the execution still awaiting an answer: ``CallbackId``, ``Name``, ``Id``,
-    ``ParentId`` and the ``Name`` of the enclosing operation (a wait_for_callback context)."""
-    events = get_history(arn, client=client)
+    ``ParentId`` and the ``Name`` of the enclosing operation (a wait_for_callback context).
+    ``events``: the execution's history, if already fetched."""
+    if events is None:
+        events = get_history(arn, client=client)
     names = {e.get("Id"): e.get("Name") for e in events if e.get("Id")}
     started: dict[str, dict[str, Any]] = {}
     for event in events:
