@@ -1,10 +1,28 @@
 """Durable agents: every model call and tool call is a checkpointed step; human reviews suspend
 for free; a resumed job never pays twice for finished inference."""
 
-from .agent import (Agent, AgentError, AgentResult, Budget, BudgetExceededError, MaxTurnsExceededError,
-                    OutputValidationError, PromptChangedError, model_retry_policy)
+from .agent import (
+                    Agent,
+                    AgentError,
+                    AgentResult,
+                    Budget,
+                    BudgetExceededError,
+                    MaxTurnsExceededError,
+                    OutputValidationError,
+                    PromptChangedError,
+                    model_retry_policy,
+)
 from .human import ApprovalDecision, ReviewRequest, ask_human, pending_reviews, request_approval
-from .messages import Message, ModelRequest, ModelResponse, ModelSettings, TextBlock, ToolCall, ToolResult, Usage
+from .messages import (
+                    Message,
+                    ModelRequest,
+                    ModelResponse,
+                    ModelSettings,
+                    TextBlock,
+                    ToolCall,
+                    ToolResult,
+                    Usage,
+)
 from .usage import Ledger, Price, ledger_from_history
 
 __all__ = [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -18,18 +19,39 @@ from tenacity import stop_after_attempt, wait_random_exponential
 from tenacity.retry import retry_if_exception
 from tenacity.wait import wait_base
 
-from durable import (CallbackConfig, Duration, DurableContext, DurableError, JsonSerdes, MapConfig,
-                     NestingType, RetryPolicy, StepConfig)
+from durable import (
+    CallbackConfig,
+    CallbackTimeoutError,
+    DurableContext,
+    DurableError,
+    Duration,
+    JsonSerdes,
+    MapConfig,
+    NestingType,
+    RetryPolicy,
+    StepConfig,
+)
 
 from .errors import ModelError
-from .human import ApprovalDecision, ReviewRequest, request_approval
-from .messages import (Message, ModelRequest, ModelResponse, ModelSettings, TextBlock, ToolCall, ToolResult,
-                       ToolSpec, Usage)
+from .human import DEFAULT_REVIEW_TIMEOUT, ApprovalDecision, ReviewRequest, request_approval
+from .messages import (
+    Message,
+    ModelRequest,
+    ModelResponse,
+    ModelSettings,
+    TextBlock,
+    ToolCall,
+    ToolResult,
+    ToolSpec,
+    Usage,
+)
 from .models import infer_model
 from .models.base import Model, TextCallback
 from .usage import MODEL_CALL_SUBTYPE, Ledger, Price
 
 FINAL_RESULT_TOOL = "final_result"
+
+log = logging.getLogger("agents")
 
 
 class AgentError(DurableError):
@@ -113,7 +135,7 @@ class Agent:
                  output_type: Any = None, name: str = "agent", max_turns: int = 25,
                  settings: ModelSettings | None = None, model_retry: RetryPolicy | None = None,
                  output_retries: int = 2, prices: dict[str, Price] | None = None, budget: Budget | None = None,
-                 approval_timeout: Duration | None = Duration.from_days(7), max_parallel_tools: int = 8,
+                 approval_timeout: Duration | None = DEFAULT_REVIEW_TIMEOUT, max_parallel_tools: int = 8,
                  on_prompt_change: Literal["fail", "warn"] = "fail") -> None:
         self._model_spec = model
         self._model: Model | None = model if not isinstance(model, str) else None
@@ -170,6 +192,7 @@ class Agent:
                            "this execution was suspended")
                 if self.on_prompt_change == "fail":
                     raise PromptChangedError(message + "; pass on_prompt_change='warn' to continue anyway")
+                log.warning("%s; continuing (on_prompt_change='warn')", message)
                 warnings.append(message)
             ledger.record(response, replayed=replayed)
             messages.append(response.as_message())
@@ -296,8 +319,12 @@ class Agent:
             def submit(callback_id: str, request: ReviewRequest = request) -> dict[str, Any]:
                 return request.model_copy(update={"callback_id": callback_id}).model_dump(exclude_none=True)
 
-            answer = ctx.wait_for_callback(submit, name=f"{self.name}: budget {checks}",
-                                           config=CallbackConfig(timeout=self.approval_timeout))
+            try:
+                answer = ctx.wait_for_callback(submit, name=f"{self.name}: budget {checks}",
+                                               config=CallbackConfig(timeout=self.approval_timeout))
+            except CallbackTimeoutError as exc:  # nobody answered: as with approvals, that is a no
+                raise BudgetExceededError(f"{self.name} stopped at its budget ({spent}); no reviewer answered "
+                                          "before the budget review timed out") from exc
             if not ApprovalDecision.parse(answer).approved:
                 raise BudgetExceededError(f"{self.name} stopped at its budget ({spent}); the reviewer declined "
                                           "to continue")

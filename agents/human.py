@@ -13,7 +13,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from durable import CallbackConfig, CallbackTimeoutError, Duration, DurableContext
+from durable import CallbackConfig, CallbackTimeoutError, DurableContext, Duration
 
 T = TypeVar("T")
 

@@ -88,7 +88,9 @@ def route(ctx: DurableContext, router: Agent, routes: Mapping[str, Callable[[Dur
     route's handler ``fn(child_ctx, request)`` runs in a child context named for it."""
     prompt = f"Classify this request into one of {sorted(routes)}. Answer with the name only.\n\n{request}"
     answer = _run(ctx, router, prompt, name="route: classify").output
-    chosen = str(getattr(answer, "route", answer)).strip().strip(".").strip('"')
+    chosen = str(getattr(answer, "route", answer)).strip().strip(".").strip('"\'`').strip()
+    if chosen not in routes:  # models capitalise freely: "Billing." means the "billing" route
+        chosen = next((r for r in routes if r.lower() == chosen.lower()), chosen)
     if chosen not in routes:
         if default is None:
             raise AgentError(f"router answered {chosen!r}, which is not one of {sorted(routes)}")

@@ -152,15 +152,15 @@ def payload_store_of(service: Any) -> PayloadStore | None:
 
 
 def is_offload_pointer(data: str | None) -> bool:
-    return bool(data) and data.startswith("{") and OFFLOAD_MARKER in data[:64]  # type: ignore[union-attr]
+    return data is not None and data.startswith("{") and OFFLOAD_MARKER in data[:64]
 
 
 def load_payload(service: Any, data: str | None) -> str | None:
     """A checkpointed payload as written: an offload pointer is resolved through the backend."""
-    if not is_offload_pointer(data):
+    if data is None or not is_offload_pointer(data):
         return data
     store = payload_store_of(service)
     if store is None:
-        raise SerializationError(f"this checkpoint holds an offloaded payload ({data[:120]!r}) but the "  # type: ignore[index]
+        raise SerializationError(f"this checkpoint holds an offloaded payload ({data[:120]!r}) but the "
                                  "backend has no payload store to read it back (run it on durable.aws)")
-    return store.load(data)  # type: ignore[arg-type]
+    return store.load(data)

@@ -17,6 +17,7 @@ The endpoint, region and credentials come from boto3's standard configuration
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -156,8 +157,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 def _list_pending(args: argparse.Namespace, executions: list[dict[str, Any]], client: Any) -> int:
     items: list[dict[str, Any]] = []
     for execution in executions:
-        arn = execution["DurableExecutionArn"]
-        events = _call("get history", lambda arn=arn: remote.get_history(arn, client=client))
+        arn = str(execution["DurableExecutionArn"])
+        events: list[dict[str, Any]] = _call("get history", functools.partial(remote.get_history, arn, client=client))
         for callback in remote.pending_callbacks(arn, client=None, events=events):
             request = _review_request(callback, events)
             items.append({"kind": str(request.get("kind", "callback")) if request else "callback",

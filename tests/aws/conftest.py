@@ -16,7 +16,7 @@ _load_handlers()
 
 # Chained-invoke targets must be declared to the emulator; durable ones carry a DurableConfig.
 FUNCTION_CONFIGS = {name: {"DurableConfig": {"ExecutionTimeout": 300, "RetentionPeriodInDays": 1}}
-                    for name in [*EXTRA_FUNCTIONS, "aws-test-invoke-target"]}
+                    for name in EXTRA_FUNCTIONS}
 
 
 @pytest.fixture(scope="package")

@@ -32,7 +32,8 @@ from .emulator import Emulator
 _load_handlers()
 
 RANDOM_DELAYS = {"1-13": "the default retry strategy uses full jitter: each side draws its own delays"}
-ANY_ORDER = {"8-11": "branches run concurrently and finish in any order (the requirement says so)"}
+ANY_ORDER = {"8-11": "branches run concurrently and finish in any order (the requirement says so)",
+             "9-11": "items run concurrently and finish in any order (the requirement says so)"}
 
 CONCURRENCY = 32
 """Executions in flight at once (the emulator's HTTP server has a small listen backlog)."""
