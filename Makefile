@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean bench bench-full bench-profile
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -24,3 +24,12 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .duragent
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.run
+
+bench-full: $(STAMP)
+	$(PY) -m benchmarks.run --full
+
+bench-profile: $(STAMP)
+	$(PY) -m benchmarks.profile_step

@@ -2,26 +2,26 @@
 for free; a resumed job never pays twice for finished inference."""
 
 from .agent import (
-                    Agent,
-                    AgentError,
-                    AgentResult,
-                    Budget,
-                    BudgetExceededError,
-                    MaxTurnsExceededError,
-                    OutputValidationError,
-                    PromptChangedError,
-                    model_retry_policy,
+    Agent,
+    AgentError,
+    AgentResult,
+    Budget,
+    BudgetExceededError,
+    MaxTurnsExceededError,
+    OutputValidationError,
+    PromptChangedError,
+    model_retry_policy,
 )
 from .human import ApprovalDecision, ReviewRequest, ask_human, pending_reviews, request_approval
 from .messages import (
-                    Message,
-                    ModelRequest,
-                    ModelResponse,
-                    ModelSettings,
-                    TextBlock,
-                    ToolCall,
-                    ToolResult,
-                    Usage,
+    Message,
+    ModelRequest,
+    ModelResponse,
+    ModelSettings,
+    TextBlock,
+    ToolCall,
+    ToolResult,
+    Usage,
 )
 from .usage import Ledger, Price, ledger_from_history
 

@@ -279,8 +279,12 @@ class Agent:
         if tool is None:
             return ToolResult(tool_call_id=call.id, is_error=True,
                               content=f"unknown tool {call.name!r}; available: {sorted(self.tools)}")
+        # Validate up front (a reviewer is never asked about a call that cannot run), but hand the
+        # tool the raw JSON arguments: Tool.run validates them itself, and validating already
+        # validated values again breaks non-idempotent validators (e.g. a "a,b" -> list parser).
+        arguments = call.arguments
         try:
-            arguments = tool.validate(call.arguments)
+            tool.validate(arguments)
         except Exception as exc:  # validation errors go back to the model
             return ToolResult(tool_call_id=call.id, content=str(exc), is_error=True)
         if getattr(tool, "requires_approval", False):
@@ -292,8 +296,9 @@ class Agent:
                 return ToolResult(tool_call_id=call.id, is_error=True,
                                   content=f"The reviewer rejected this call; it was not run. Feedback: {feedback}")
             if decision.arguments is not None:
+                arguments = decision.arguments
                 try:
-                    arguments = tool.validate(decision.arguments)
+                    tool.validate(arguments)
                 except Exception as exc:
                     return ToolResult(tool_call_id=call.id, is_error=True,
                                       content=f"the reviewer's edited arguments are invalid: {exc}")

@@ -99,6 +99,9 @@ def pending_reviews(runtime: Any) -> list[dict[str, Any]]:
         if execution_id not in by_execution:
             by_execution[execution_id] = runtime.operations(execution_id)
         ops = by_execution[execution_id]
+        parent = next((o for o in ops if o.Id == op.ParentId), None)
+        # a wait_for_callback's callback is named after the review ("approval:send_email"), not the internal op
+        name = parent.Name if parent is not None and parent.SubType == "WaitForCallback" and parent.Name else op.Name
         request = None
         for sibling in ops:
             if sibling.ParentId is not None and sibling.ParentId == op.ParentId and sibling.Type.value == "STEP" \
@@ -109,6 +112,6 @@ def pending_reviews(runtime: Any) -> list[dict[str, Any]]:
                     continue
                 if isinstance(data, dict) and data.get("kind") in ("tool_approval", "question", "budget"):
                     request = data
-        out.append({"execution_id": execution_id, "callback_id": callback_id, "name": op.Name,
+        out.append({"execution_id": execution_id, "callback_id": callback_id, "name": name,
                     "started": op.StartTimestamp, "request": request})
     return out

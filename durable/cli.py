@@ -26,6 +26,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
+from .aws import cli as aws_cli
 from .errors import (
     CallbackNotFoundError,
     DurableError,
@@ -664,13 +665,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("stop", cmd_stop, "stop a running execution")
     p.add_argument("id", metavar="ID")
+    aws_cli.extend_parser(parser)  # --aws: the same commands on AWS Lambda (durable/aws/cli.py)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.handler(args))
+        return int((aws_cli.handler_for(args) or args.handler)(args))
     except DurableError as exc:
         print(_error_line(exc), file=sys.stderr)
         return EXIT_USAGE

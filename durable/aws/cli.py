@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -28,7 +27,7 @@ from ..errors import DurableError, UsageError
 from ..model import ErrorObject
 from . import remote
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK = 0
 COMMANDS = ("list", "show", "history", "callback", "approve", "reject", "stop")
 
 
@@ -209,7 +208,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         for callback in remote.pending_callbacks(arn, client=client):
             print(f"waiting:  callback {callback['ParentName'] or callback['Name'] or ''} "
                   f"id {callback['CallbackId']}")
-    return EXIT_FAILED if info["status"] in ("FAILED", "TIMED_OUT") else EXIT_OK
+    return EXIT_OK
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -282,18 +281,3 @@ def cmd_stop(args: argparse.Namespace) -> int:
     print(f"execution {arn} {remote.get_execution(arn, client=client).get('Status')}")
     return EXIT_OK
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``duragent`` with ``--aws`` wired in (what ``durable.cli.main`` does once it calls
-    ``extend_parser`` and ``handler_for``)."""
-    from .. import cli
-
-    parser = cli.build_parser()
-    extend_parser(parser)
-    args = parser.parse_args(argv)
-    handler = handler_for(args) or args.handler
-    try:
-        return int(handler(args))
-    except DurableError as exc:
-        print(f"duragent: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return EXIT_USAGE

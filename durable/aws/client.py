@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..backend import CheckpointResponse, StateResponse
-from ..errors import CheckpointError, InvalidCheckpointTokenError
+from ..errors import CheckpointError, InvalidCheckpointTokenError, UsageError
 from ..model import Operation, OperationUpdate
 from ..serdes import PayloadStore
 
@@ -69,7 +69,11 @@ class LambdaCheckpointClient:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = default_lambda_client()
+            client = default_lambda_client()
+            if not hasattr(client, "checkpoint_durable_execution"):
+                raise UsageError("this boto3 has no Lambda durable execution API (CheckpointDurableExecution); "
+                                 "bundle a newer one with the function: pip install 'boto3>=1.44'")
+            self._client = client
         return self._client
 
     def checkpoint(self, arn: str, token: str, updates: list[OperationUpdate]) -> CheckpointResponse:

@@ -67,7 +67,23 @@ def register_all(emu: Emulator, scratch: Path) -> None:
         fn = SubprocessFunction(req_id, scratch / req_id) if req_id in CRASHING else lambda_handler(handler)
         emu.endpoint.register(function_name(req_id), fn)
     for name, handler in EXTRA_FUNCTIONS.items():
-        emu.endpoint.register(name, lambda_handler(handler))
+        emu.endpoint.register(name, ColdStart(lambda_handler(handler)))
+
+
+class ColdStart:
+    """A chained-invoke target that takes TARGET_START_SECONDS to start, as a Lambda function does.
+    The requirements' histories assume the caller's invocation has completed (InvocationCompleted)
+    before its target finishes; an instant in-process target could finish first and swap them."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+
+    def __call__(self, event: dict[str, Any], context: Any) -> Any:
+        time.sleep(TARGET_START_SECONDS)
+        return self.fn(event, context)
+
+
+TARGET_START_SECONDS = 1.0
 
 
 class SubprocessFunction:

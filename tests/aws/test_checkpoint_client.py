@@ -136,3 +136,22 @@ def test_state_pages_are_fetched_with_the_marker() -> None:
     with stub:
         output = lambda_handler(two_steps, client=client)(paged, None)
     assert output == {"Status": "SUCCEEDED", "Result": "30"}  # "one" replayed from the paged-in state
+
+
+def test_the_emulators_in_process_runner_can_drive_the_handler() -> None:
+    """AWS's DurableFunctionTestRunner passes an object with its own in-memory service client."""
+    import json
+
+    from aws_durable_execution_sdk_python_testing.runner import DurableFunctionTestRunner
+
+    from durable import Duration
+
+    def flow(event: Any, ctx: DurableContext) -> dict[str, Any]:
+        doubled = ctx.step(lambda: event["a"] * 2, name="double")
+        ctx.wait(Duration.from_days(1), name="a-day")  # the runner skips time
+        return {"x": doubled}
+
+    with DurableFunctionTestRunner(handler=lambda_handler(flow)) as runner:
+        result = runner.run(input=json.dumps({"a": 21}), execution_timeout=30)
+    assert result.status.value == "SUCCEEDED"
+    assert json.loads(result.result) == {"x": 42}

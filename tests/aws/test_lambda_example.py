@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from durable.aws import remote
-from durable.aws.cli import main as duragent
+from durable.cli import main as duragent
 from durable.registry import resolve_target
 from tests.fakes.provider_server import FakeToolCall, FakeUsage, ProviderServer, Reply
 

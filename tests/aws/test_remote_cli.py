@@ -10,7 +10,7 @@ import pytest
 
 from durable import CallbackConfig, DurableContext, Duration
 from durable.aws import lambda_handler, remote
-from durable.aws.cli import main as duragent
+from durable.cli import main as duragent
 
 from .emulator import Emulator
 
@@ -91,3 +91,12 @@ def test_mistakes_are_one_line_errors(emulator: Emulator, capsys: pytest.Capture
     assert code == 2 and "--result is not JSON" in err
     code, _, err = cli(capsys, "show", "--aws", "no-such/execution")
     assert code == 2 and err.startswith("duragent: error: get execution:") and len(err.strip().splitlines()) == 1
+
+
+def test_stop_a_waiting_execution(emulator: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    emulator.endpoint.register(FUNCTION, lambda_handler(review))
+    arn = emulator.start_execution(FUNCTION, {"doc": "to stop"})
+    emulator.wait(arn, until=lambda e: bool(remote.pending_callbacks(arn, client=emulator.lambda_client)))
+    code, out, _ = cli(capsys, "stop", "--aws", arn)
+    assert code == 0 and out.strip().endswith("STOPPED")
+    assert emulator.execution(arn)["Status"] == "STOPPED"

@@ -16,10 +16,10 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from agents import (
     Agent,
@@ -238,6 +238,30 @@ def test_max_turns_stops_a_model_that_never_finishes(rt: LocalRuntime) -> None:
     assert issubclass(MaxTurnsExceededError, Exception)
 
 
+def _split_commas(value: Any) -> list[str]:
+    return [part.strip() for part in value.split(",")]  # only strings: not idempotent
+
+
+def test_tools_get_the_model_arguments_validated_once(rt: LocalRuntime) -> None:
+    received: list[list[str]] = []
+
+    @tool
+    def tag(names: Annotated[list[str], BeforeValidator(_split_commas)]) -> str:
+        """Tag people.
+
+        Args:
+            names: comma-separated names.
+        """
+        received.append(names)
+        return "tagged " + " and ".join(names)
+
+    model = ScriptedModel([ScriptedModel.tool_call("tag", {"names": "ann, bob"}), "ok"])
+    info = rt.run(lambda event, ctx: Agent(model, tools=[tag]).run(ctx, "tag").output, {})
+    assert info.status == "SUCCEEDED", info.error
+    assert received == [["ann", "bob"]]
+    assert [r.content for r in tool_results(model.requests[1])] == ["tagged ann and bob"]
+
+
 # -- replay ----------------------------------------------------------------------------------------
 def test_streaming_goes_to_on_text_on_the_first_execution_only(rt: LocalRuntime) -> None:
     model = ScriptedModel([ScriptedModel.tool_call("add", {"a": 1, "b": 2}, text="Adding one and two."),
@@ -422,6 +446,7 @@ def test_a_pending_approval_shows_what_is_asked(rt: LocalRuntime) -> None:
     drive(rt)
     (review,) = reviews(rt)
     assert review["execution_id"] == only_execution(rt)
+    assert review["name"] == "approval:send_email"
     assert review["request"] == {"kind": "tool_approval", "title": "Run tool send_email?", "tool": "send_email",
                                  "arguments": {"to": "all@example.com", "subject": "Launch!"},
                                  "callback_id": review["callback_id"]}
@@ -468,6 +493,23 @@ def test_invalid_edited_arguments_are_reported_to_the_model_and_nothing_runs(rt:
     assert SENT == []
     (result,) = tool_results(model.requests[-1])
     assert result.is_error and "edited arguments are invalid" in result.content
+
+
+def test_several_gated_calls_in_one_response_are_reviewed_one_by_one(rt: LocalRuntime) -> None:
+    model = ScriptedModel([ScriptedModel.tool_calls(("send_email", {"to": "a@example.com", "subject": "A"}, "a"),
+                                                    ("send_email", {"to": "b@example.com", "subject": "B"}, "b")),
+                           "reported"])
+    rt.start(lambda event, ctx: _email_agent(model).run(ctx, "two emails").output, {})
+    drive(rt)
+    pending = {r["request"]["arguments"]["to"]: r for r in reviews(rt)}
+    assert sorted(pending) == ["a@example.com", "b@example.com"]
+    answer(rt, pending["a@example.com"]["callback_id"], {"approved": True})
+    assert SENT == [{"to": "a@example.com", "subject": "A"}]
+    assert rt.get(only_execution(rt)).status == "RUNNING" and len(reviews(rt)) == 1  # still waits for b
+    answer(rt, pending["b@example.com"]["callback_id"], {"approved": False, "feedback": "not b"})
+    assert rt.get(only_execution(rt)).status == "SUCCEEDED"
+    assert SENT == [{"to": "a@example.com", "subject": "A"}]
+    assert [(r.tool_call_id, r.is_error) for r in tool_results(model.requests[-1])] == [("a", False), ("b", True)]
 
 
 def test_an_approval_that_times_out_is_a_rejection(rt: LocalRuntime, clock: VirtualClock) -> None:

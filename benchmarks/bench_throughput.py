@@ -1,0 +1,77 @@
+"""6. Short executions per second with one and with two worker processes on one database.
+
+M executions of a one-step handler are created first; then 1 or 2 worker subprocesses (already
+imported and connected, waiting on a "go") serve until nothing is runnable. Throughput is M over
+the wall time from "go" to the last worker finishing. Each execution costs a claim, one step
+checkpoint and an end-of-invocation commit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from durable import LocalRuntime
+
+from ._common import REPO, Result, main, median
+from ._handlers import short
+
+
+def serve(db: Path, workers: int, durability: str) -> dict[str, float]:
+    procs = [subprocess.Popen([sys.executable, "-m", "benchmarks._worker", str(db), "--durability", durability],
+                              cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for _ in range(workers)]
+    try:
+        for p in procs:
+            assert p.stdout is not None
+            if p.stdout.readline().strip() != "ready":
+                raise RuntimeError("worker did not start")
+        go = time.time()
+        for p in procs:
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        reports = []
+        for p in procs:
+            out, _ = p.communicate(timeout=600)
+            reports.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    end = max(r["t1"] for r in reports)
+    return {"seconds": end - go, "counts": [r["count"] for r in reports]}
+
+
+def one_run(db: Path, count: int, workers: int, durability: str) -> float:
+    with LocalRuntime(db, durability="process") as rt:  # creating the backlog is not what is measured
+        ids = [rt.start(short, i) for i in range(count)]
+    timing = serve(db, workers, durability)
+    with LocalRuntime(db) as rt:
+        done = sum(rt.get(e).status == "SUCCEEDED" for e in ids)
+    if done != count:
+        raise RuntimeError(f"only {done}/{count} executions succeeded ({workers} workers, {durability})")
+    return count / timing["seconds"]
+
+
+def run(mode: str, workdir: Path) -> list[Result]:
+    count, reps = (500, 1) if mode == "quick" else (1000, 3)
+    results: list[Result] = []
+    for durability in ("full", "process"):
+        rates: dict[int, float] = {}
+        for workers in (1, 2):
+            runs = [one_run(workdir / f"tp-{durability}-{workers}-{i}.db", count, workers, durability)
+                    for i in range(reps)]
+            rates[workers] = median(runs)
+            results.append(Result("throughput", f"{durability}, {workers} worker(s): short executions/s", rates[workers],
+                                  "exec/s", note=f"{count} one-step executions, median of {reps}",
+                                  extra={"runs": runs}))
+        results.append(Result("throughput", f"{durability}: 2 workers / 1 worker", rates[2] / rates[1], "x",
+                              note="scaling on one database"))
+    return results
+
+
+if __name__ == "__main__":
+    main(run, "throughput")
