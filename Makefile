@@ -15,12 +15,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) examples/demo.py
 
-test: $(STAMP)
+test: lint
 	$(PY) -m pytest -q -m "not slow" tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check durable agents tools prompts tests examples
-	$(VENV)/bin/mypy durable
+	$(VENV)/bin/mypy durable agents tools prompts
 
 clean:
 	rm -rf $(VENV) .duragent

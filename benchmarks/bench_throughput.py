@@ -57,7 +57,7 @@ def one_run(db: Path, count: int, workers: int, durability: str) -> float:
 
 
 def run(mode: str, workdir: Path) -> list[Result]:
-    count, reps = (500, 1) if mode == "quick" else (1000, 3)
+    count, reps = (300, 3) if mode == "quick" else (1000, 5)
     results: list[Result] = []
     for durability in ("full", "process"):
         rates: dict[int, float] = {}

@@ -1,12 +1,35 @@
 """duragent's durable engine: handlers that checkpoint every step, replay after any interruption,
 and suspend for free. The public API, nothing else."""
 
-from .config import (CallbackConfig, ChildConfig, CompletionConfig, Duration, InvokeConfig, LoggerConfig, MapConfig,
-                     NestingType, ParallelConfig, StepConfig, StepSemantics, WaitForConditionConfig)
+from .config import (
+                     CallbackConfig,
+                     ChildConfig,
+                     CompletionConfig,
+                     Duration,
+                     InvokeConfig,
+                     LoggerConfig,
+                     MapConfig,
+                     NestingType,
+                     ParallelConfig,
+                     StepConfig,
+                     StepSemantics,
+                     WaitForConditionConfig,
+)
 from .context import DurableContext
-from .errors import (CallbackError, CallbackTimeoutError, ChildContextError, DurableError,
-                     DurableOperationError, InvokeError, NonDeterministicExecutionError, SerializationError,
-                     StepError, StepInterruptedError, UsageError, WaitForConditionError)
+from .errors import (
+                     CallbackError,
+                     CallbackTimeoutError,
+                     ChildContextError,
+                     DurableError,
+                     DurableOperationError,
+                     InvokeError,
+                     NonDeterministicExecutionError,
+                     SerializationError,
+                     StepError,
+                     StepInterruptedError,
+                     UsageError,
+                     WaitForConditionError,
+)
 from .local import LocalRuntime, VirtualClock
 from .operations._common import StepContext, step_context
 from .operations.batch import BatchResult

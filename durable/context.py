@@ -9,11 +9,20 @@ import uuid as _uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from .config import (CallbackConfig, ChildConfig, Duration, InvokeConfig, LoggerConfig, MapConfig,
-                     ParallelConfig, StepConfig, WaitForConditionConfig)
+from .config import (
+    CallbackConfig,
+    ChildConfig,
+    Duration,
+    InvokeConfig,
+    LoggerConfig,
+    MapConfig,
+    ParallelConfig,
+    StepConfig,
+    WaitForConditionConfig,
+)
+from .errors import SuspendExecution
 from .journal import operation_id
 from .log import DurableLogger
-from .errors import SuspendExecution
 from .model import OperationStatus
 from .operations import batch as _batch
 from .operations import callback as _callback

@@ -12,8 +12,14 @@ from typing import Any
 from .backend import DurableService, InvocationInput
 from .context import DurableContext
 from .errors import CheckpointError, InvalidCheckpointTokenError, SerializationError, SuspendExecution
-from .model import (MAX_EXECUTION_RESULT_BYTES, InvocationOutput, InvocationStatus, OperationAction,
-                    OperationType, OperationUpdate)
+from .model import (
+    MAX_EXECUTION_RESULT_BYTES,
+    InvocationOutput,
+    InvocationStatus,
+    OperationAction,
+    OperationType,
+    OperationUpdate,
+)
 from .operations._common import error_object
 from .serdes import dumps
 from .state import ExecutionState

@@ -9,6 +9,8 @@ from typing import Any
 import tenacity
 from tenacity import stop_after_attempt, wait_exponential, wait_random_exponential
 from tenacity.retry import retry_base, retry_if_exception, retry_if_exception_type
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base
 
 from .errors import UsageError
 
@@ -16,8 +18,6 @@ from .errors import UsageError
 def _not_usage_error(error: BaseException) -> bool:
     """Misuse (a durable call inside a step, an unserializable value) never heals by retrying."""
     return not isinstance(error, UsageError)
-from tenacity.stop import stop_base
-from tenacity.wait import wait_base
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,8 @@ def translate_client_error(exc: Any, method: str) -> CheckpointError:
     error: CheckpointError
     if "invalid checkpoint token" in message.lower():
         error = InvalidCheckpointTokenError(f"{method}: {message}")
+    elif code.startswith("KMS"):  # a key the function cannot use: retrying will not help (5xx or not)
+        error = CheckpointError(f"{method} refused ({code}): {message}")
     elif code in _THROTTLING or code in _SERVER or status == 429 or status >= 500:
         error = RetryableCheckpointError(f"{method} failed ({code or status}): {message}")
     else:

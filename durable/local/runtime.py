@@ -7,6 +7,7 @@ until the next due timer (or until poked).
 
 from __future__ import annotations
 
+import builtins
 import inspect
 import json
 import logging
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import (HandlerNotFoundError, InvalidCheckpointTokenError, SerializationError, UsageError)
+from ..errors import HandlerNotFoundError, InvalidCheckpointTokenError, SerializationError, UsageError
 from ..execution import run_invocation
 from ..model import ErrorObject, InvocationOutput, InvocationStatus, Operation
 from ..operations._common import error_object
@@ -179,10 +180,10 @@ class LocalRuntime:
         row = self.service.execution(execution_id)
         return _info(row)
 
-    def history(self, execution_id: str) -> list[dict[str, Any]]:
+    def history(self, execution_id: str) -> builtins.list[dict[str, Any]]:
         return self.service.history(execution_id)
 
-    def operations(self, execution_id: str) -> list[Operation]:
+    def operations(self, execution_id: str) -> builtins.list[Operation]:
         return self.service.operations(execution_id)
 
     def list(self, *, status: str | None = None, function: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
@@ -212,7 +213,7 @@ class LocalRuntime:
     def send_callback_heartbeat(self, callback_id: str) -> str:
         return self.service.heartbeat_callback(callback_id)
 
-    def pending_callbacks(self) -> list[tuple[str, Operation, str]]:
+    def pending_callbacks(self) -> builtins.list[tuple[str, Operation, str]]:
         return self.service.pending_callbacks()
 
     # -- running ------------------------------------------------------------------------------

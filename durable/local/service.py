@@ -17,11 +17,31 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..backend import CheckpointResponse, InvocationInput, StateResponse
-from ..errors import (CallbackNotFoundError, CheckpointError, ExecutionConflictError, ExecutionNotFoundError,
-                      InvalidCheckpointTokenError, UsageError)
-from ..model import (CallbackDetails, ChainedInvokeDetails, ContextDetails, ErrorObject, ExecutionDetails, ExecutionStatus,
-                     InvocationOutput, InvocationStatus, Operation, OperationAction, OperationStatus,
-                     OperationType, OperationUpdate, StepDetails, WaitDetails)
+from ..errors import (
+    CallbackNotFoundError,
+    CheckpointError,
+    ExecutionConflictError,
+    ExecutionNotFoundError,
+    InvalidCheckpointTokenError,
+    UsageError,
+)
+from ..model import (
+    CallbackDetails,
+    ChainedInvokeDetails,
+    ContextDetails,
+    ErrorObject,
+    ExecutionDetails,
+    ExecutionStatus,
+    InvocationOutput,
+    InvocationStatus,
+    Operation,
+    OperationAction,
+    OperationStatus,
+    OperationType,
+    OperationUpdate,
+    StepDetails,
+    WaitDetails,
+)
 from . import history as H
 from .store import OpRow, Store, Tx
 
@@ -321,7 +341,7 @@ class LocalService:
         caller = batch.execution["id"]
         child_id = hashlib.blake2b(f"{caller}-{update.Id}".encode()).hexdigest()[:32]
         resolved = self.resolve_function(options.FunctionName) if self.resolve_function else None
-        base = dict(Id=update.Id, ParentId=update.ParentId, Name=update.Name, Type=update.Type,
+        base: dict[str, Any] = dict(Id=update.Id, ParentId=update.ParentId, Name=update.Name, Type=update.Type,
                     SubType=update.SubType)
         started: dict[str, Any] = {"FunctionName": options.FunctionName, "Input": H.payload(update.Payload)}
         if options.TenantId:
@@ -411,7 +431,7 @@ class LocalService:
         current = _op(row) if row is not None else None
         action = update.Action
         kind = update.Type
-        base = dict(Id=update.Id, ParentId=update.ParentId, Name=update.Name, Type=kind, SubType=update.SubType)
+        base: dict[str, Any] = dict(Id=update.Id, ParentId=update.ParentId, Name=update.Name, Type=kind, SubType=update.SubType)
         if kind == OperationType.STEP:
             details = current.StepDetails if current and current.StepDetails else StepDetails(Attempt=0)
             start = current.StartTimestamp if current else now
@@ -474,12 +494,12 @@ class LocalService:
                            CallbackDetails=CallbackDetails(CallbackId=callback_id))
             batch.put(op, row, due_at=_callback_due(timeout_at, heartbeat, now), callback_id=callback_id,
                       timeout_at=timeout_at, heartbeat_seconds=heartbeat or None)
-            details: dict[str, Any] = {"CallbackId": callback_id}
+            started: dict[str, Any] = {"CallbackId": callback_id}
             if timeout:
-                details["Timeout"] = timeout
+                started["Timeout"] = timeout
             if heartbeat:
-                details["HeartbeatTimeout"] = heartbeat
-            batch.event(H.with_details(H.base_event("CallbackStarted", update, now), details))
+                started["HeartbeatTimeout"] = heartbeat
+            batch.event(H.with_details(H.base_event("CallbackStarted", update, now), started))
         elif kind == OperationType.CONTEXT:
             if action == OperationAction.START:
                 op = Operation(**base, Status=OperationStatus.STARTED, StartTimestamp=now,

@@ -20,8 +20,14 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from ..config import ChildConfig, CompletionConfig, MapConfig, NestingType, ParallelConfig
-from ..errors import (CheckpointError, ChildContextError, DurableOperationError, NonDeterministicExecutionError,
-                      SuspendExecution, UsageError)
+from ..errors import (
+    CheckpointError,
+    ChildContextError,
+    DurableOperationError,
+    NonDeterministicExecutionError,
+    SuspendExecution,
+    UsageError,
+)
 from ..journal import operation_id
 from ..model import Operation, OperationStatus
 from ..serdes import DEFAULT_SERDES, Serdes, deserialize, serialize

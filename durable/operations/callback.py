@@ -7,8 +7,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..config import CallbackConfig, ChildConfig, StepConfig
-from ..errors import (CallbackError, CallbackTimeoutError, DurableOperationError, SerializationError,
-                      SuspendExecution)
+from ..errors import (
+    CallbackError,
+    CallbackTimeoutError,
+    DurableOperationError,
+    SerializationError,
+    SuspendExecution,
+)
 from ..journal import check_identity
 from ..model import CallbackOptions, OperationAction, OperationStatus, OperationType, OperationUpdate
 from ..serdes import PassThroughSerdes, Serdes, deserialize

@@ -6,11 +6,23 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..config import ChildConfig
-from ..errors import (CheckpointError, ChildContextError, DurableOperationError, NonDeterministicExecutionError,
-                      SerializationError, SuspendExecution)
+from ..errors import (
+    CheckpointError,
+    ChildContextError,
+    DurableOperationError,
+    NonDeterministicExecutionError,
+    SerializationError,
+    SuspendExecution,
+)
 from ..journal import check_identity
-from ..model import (CHILD_RESULT_REPLAY_THRESHOLD, ContextOptions, OperationAction, OperationStatus,
-                     OperationType, OperationUpdate)
+from ..model import (
+    CHILD_RESULT_REPLAY_THRESHOLD,
+    ContextOptions,
+    OperationAction,
+    OperationStatus,
+    OperationType,
+    OperationUpdate,
+)
 from ..serdes import deserialize, serdes_for, serialize
 from ._common import error_dict, error_object
 
@@ -49,7 +61,7 @@ def run_child(ctx: DurableContext, fn: Callable[[DurableContext], Any], *, name:
         state.enqueue(OperationUpdate(Id=op_id, ParentId=parent, Name=name, Type=OperationType.CONTEXT,
                                       SubType=sub_type, Action=OperationAction.START))
     child = ctx._child_context(op_id, name)
-    base = dict(Id=op_id, ParentId=parent, Name=name, Type=OperationType.CONTEXT, SubType=sub_type)
+    base: dict[str, Any] = dict(Id=op_id, ParentId=parent, Name=name, Type=OperationType.CONTEXT, SubType=sub_type)
     try:
         result = fn(child)
     except (SuspendExecution, NonDeterministicExecutionError, CheckpointError):

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import Duration, WaitForConditionConfig
 from ..errors import SuspendExecution, UsageError, WaitForConditionError
 from ..journal import check_identity
-from ..model import (OperationAction, OperationStatus, OperationType, OperationUpdate, StepOptions)
+from ..model import OperationAction, OperationStatus, OperationType, OperationUpdate, StepOptions
 from ..serdes import DEFAULT_SERDES, deserialize, serialize
 from ._common import CURRENT_STEP, StepContext, error_dict, error_object
 

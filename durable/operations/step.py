@@ -6,11 +6,24 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..config import StepConfig, StepSemantics
-from ..errors import (PayloadTooLargeError, SerializationError, StepError, StepInterruptedError,
-                      SuspendExecution)
+from ..errors import (
+    PayloadTooLargeError,
+    SerializationError,
+    StepError,
+    StepInterruptedError,
+    SuspendExecution,
+)
 from ..journal import check_identity
-from ..model import (MAX_ASYNC_PAYLOAD_BYTES, ErrorObject, Operation, OperationAction, OperationStatus,
-                     OperationType, OperationUpdate, StepOptions)
+from ..model import (
+    MAX_ASYNC_PAYLOAD_BYTES,
+    ErrorObject,
+    Operation,
+    OperationAction,
+    OperationStatus,
+    OperationType,
+    OperationUpdate,
+    StepOptions,
+)
 from ..retry import RetryPolicy
 from ..serdes import Serdes, deserialize, load_payload, payload_store_of, serdes_for, serialize
 from ._common import CURRENT_STEP, StepContext, error_dict, error_object
@@ -40,7 +53,7 @@ def run_step(ctx: DurableContext, fn: Callable[..., Any], args: tuple[Any, ...],
         if status == OperationStatus.PENDING:
             wake = op.StepDetails.NextAttemptTimestamp if op.StepDetails else None
             raise SuspendExecution(f"step {name or op_id} waits for its next attempt", wake_at=wake)
-    base = dict(Id=op_id, ParentId=ctx.parent_id, Name=name, Type=OperationType.STEP, SubType=sub_type)
+    base: dict[str, Any] = dict(Id=op_id, ParentId=ctx.parent_id, Name=name, Type=OperationType.STEP, SubType=sub_type)
     attempt = (op.StepDetails.Attempt if op is not None and op.StepDetails else 0) + 1
     policy = config.retry or DEFAULT_RETRY
     semantics = config.semantics

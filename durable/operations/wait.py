@@ -7,8 +7,14 @@ from typing import TYPE_CHECKING
 from ..config import Duration
 from ..errors import SuspendExecution, UsageError
 from ..journal import check_identity
-from ..model import (MAX_WAIT_SECONDS, OperationAction, OperationStatus, OperationType, OperationUpdate,
-                     WaitOptions)
+from ..model import (
+    MAX_WAIT_SECONDS,
+    OperationAction,
+    OperationStatus,
+    OperationType,
+    OperationUpdate,
+    WaitOptions,
+)
 
 if TYPE_CHECKING:
     from ..context import DurableContext

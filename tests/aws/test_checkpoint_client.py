@@ -78,10 +78,11 @@ def test_an_invalid_token_is_retryable_and_not_retried_here() -> None:
     stub.assert_no_pending_responses()
 
 
-def test_other_refusals_are_not_retryable() -> None:
+@pytest.mark.parametrize(("code", "status"), [("InvalidParameterValueException", 400),
+                                            ("KMSAccessDeniedException", 502)])
+def test_other_refusals_are_not_retryable(code: str, status: int) -> None:
     client, stub = stubbed()
-    stub.add_client_error("checkpoint_durable_execution", "InvalidParameterValueException",
-                          "Inconsistent operation type", 400)
+    stub.add_client_error("checkpoint_durable_execution", code, "refused", status)
     with stub, pytest.raises(CheckpointError) as info:
         LambdaCheckpointClient(client).checkpoint(ARN, "t1", [update()])
     assert not info.value.retryable
