@@ -109,7 +109,7 @@ class ExecutionState:
         batch: list[OperationUpdate] = []
         size = 0
         while self._pending and len(batch) < MAX_BATCH_UPDATES:
-            update_size = len(json.dumps(self._pending[0].to_wire()))
+            update_size = _approximate_size(self._pending[0])
             if batch and size + update_size > MAX_BATCH_BYTES:
                 break
             batch.append(self._pending.pop(0))
@@ -132,3 +132,15 @@ class ExecutionState:
     def merge(self, operations: list[Operation]) -> None:
         for op in operations:
             self.operations[op.Id] = op
+
+
+def _approximate_size(update: OperationUpdate) -> int:
+    """An update's JSON size, exactly only when it could matter: payloads and errors dominate, the
+    rest is a few hundred bytes of ids and names."""
+    payload = len(update.Payload) if update.Payload else 0
+    error = update.Error
+    estimate = payload + 512 + (len(error.ErrorMessage or "") + len(error.ErrorData or "")
+                                + sum(len(line) for line in error.StackTrace or []) if error else 0)
+    if estimate < MAX_BATCH_BYTES // 8:
+        return estimate
+    return len(json.dumps(update.to_wire()))

@@ -43,12 +43,13 @@ class RetryableCheckpointError(CheckpointError):
 
 def default_lambda_client() -> Any:
     """boto3's ``lambda`` client as the SDK builds it: standard configuration (env, profile,
-    ``AWS_ENDPOINT_URL_LAMBDA``), short connect timeout, botocore's own retries on top of ours."""
+    ``AWS_ENDPOINT_URL_LAMBDA``), short connect timeout. botocore's own retries are off: the
+    client retries (RETRY_DELAYS), keeping each batch's ClientToken."""
     import boto3
     from botocore.config import Config
 
     return boto3.client("lambda", config=Config(connect_timeout=5, read_timeout=50,
-                                                retries={"mode": "standard", "max_attempts": 3},
+                                                retries={"mode": "standard", "max_attempts": 1},
                                                 user_agent_extra="duragent"))
 
 

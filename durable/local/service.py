@@ -98,6 +98,7 @@ class _Batch:
         self.op_seq = int(execution["op_seq"])
         self.events: list[tuple[int, dict[str, Any]]] = []
         self.rows: dict[str, OpRow] = {}
+        self.ops: dict[str, Operation] = {}
 
     def event(self, event: dict[str, Any]) -> None:
         self.event_seq += 1
@@ -117,6 +118,7 @@ class _Batch:
                     (existing.heartbeat_seconds if existing else None),
                     op.model_dump_json(exclude_none=True))
         self.rows[op.Id] = row
+        self.ops[op.Id] = op
         return row
 
     def flush(self, **execution_fields: Any) -> None:
@@ -412,7 +414,7 @@ class LocalService:
                 self._apply(batch, update, row)
             if ended:
                 return CheckpointResponse(token=None, operations=[])
-            changed = [_op(r) for r in batch.rows.values()]
+            changed = list(batch.ops.values())
             if int(execution["async_version"]) > seen_version:
                 seen = {op.Id for op in changed}
                 changed.extend(_op(r) for r in tx.operations_since(execution_id, seen_version) if r.id not in seen)

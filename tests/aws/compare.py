@@ -24,12 +24,16 @@ QUIRKS: dict[str, str] = {
     "chained-invoke-tenant-id": "EMU leaves TenantId out of ChainedInvokeStartedDetails (it says the service "
                                 "does too; the conformance YAML expects it)",
     "unnamed-without-name": "EMU (through boto3) has no Name key on an unnamed operation's events",
-    "error-truncated": "EMU marks some event errors Truncated: true although execution data is included",
+    "error-truncated": "EMU marks the Error of ContextFailed and Callback{Failed,TimedOut} events Truncated: true "
+                       "although execution data is included (it does not pass IncludeExecutionData on)",
     "crash-no-invocation-completed": "EMU writes no InvocationCompleted for an invocation that ended in a "
                                      "function error (a crash), so every later EventId is one lower",
     "execution-timeout": "ExecutionStarted carries ExecutionTimeout on EMU; the local runtime has no "
                          "execution timeout and leaves it out",
 }
+
+MET: dict[str, set[str]] = {}
+"""Quirk name -> the requirements that met it in this test session (printed at the end)."""
 
 # Matcher errors (tests/conformance/matcher.py) that a quirk explains, by regex.
 _MATCH_ERRORS: list[tuple[str, re.Pattern[str]]] = [

@@ -10,6 +10,7 @@ import pytest
 
 from tests.conformance.driver import EXTRA_FUNCTIONS, _load_handlers
 
+from .compare import MET, QUIRKS
 from .emulator import Emulator, dummy_aws_env
 
 _load_handlers()
@@ -30,3 +31,14 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
                 yield emu
             finally:
                 emu.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Which emulator quirks the conformance comparison tolerated, by name, and where."""
+    if not MET:
+        return
+    terminalreporter.section("emulator quirks tolerated (tests/aws/compare.py)")
+    for name in sorted(MET):
+        ids = sorted(MET[name], key=lambda i: tuple(int(n) for n in i.split("-")))
+        shown = ", ".join(ids[:8]) + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")
+        terminalreporter.write_line(f"{name} ({len(ids)}): {QUIRKS[name]} [{shown}]")

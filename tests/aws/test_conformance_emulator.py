@@ -25,7 +25,7 @@ from tests.conformance.matcher import Bindings, check_logs, check_result, match_
 from tests.conformance.requirements import Requirement, all_requirement_ids, load_requirement
 from tests.conformance.test_conformance import SUITES
 
-from .compare import QUIRKS, compare, tolerate, without_invocation_completed
+from .compare import MET, QUIRKS, compare, tolerate, without_invocation_completed
 from .conformance_emulator import EmulatorOutcome, LogCapture, register_all, run_requirement
 from .emulator import Emulator
 
@@ -119,6 +119,8 @@ def test_requirement_on_emulator(req_id: str, runs: dict[str, Run], record_prope
         elif emu.status == "SUCCEEDED" and _json(run.local.result) != _json(emu.result):
             diffs.append(f"result {run.local.result!r} (local) vs {emu.result!r} (emulator)")
     record_property("emulator_quirks", ", ".join(sorted(met)))
+    for quirk in met:
+        MET.setdefault(quirk, set()).add(req_id)
     assert not (errors or diffs), (
         f"{req_id}: {run.req.description}\nemulator vs requirement:\n  " + "\n  ".join(errors)
         + "\nlocal vs emulator:\n  " + "\n  ".join(diffs) + f"\nquirks tolerated: {sorted(met)}"
