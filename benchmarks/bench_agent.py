@@ -31,8 +31,15 @@ from durable import LocalRuntime, Plugin
 from tests.fakes.provider_server import FakeToolCall, FakeUsage, Reply
 from tools import tool
 
-from ._common import (REPO, TARGET_AGENT_BYTES, TARGET_AGENT_FLATNESS, TARGET_AGENT_OVERHEAD_MS, Result, main,
-                      median)
+from ._common import (
+    REPO,
+    TARGET_AGENT_BYTES,
+    TARGET_AGENT_FLATNESS,
+    TARGET_AGENT_OVERHEAD_MS,
+    Result,
+    main,
+    median,
+)
 
 TURNS = 200
 SYSTEM = "You are a careful assistant. Use the add tool for every addition; never do arithmetic yourself."

@@ -44,7 +44,7 @@ def make_handler(timings: dict[str, float]) -> Any:
     return n_steps_then_wait
 
 
-def in_memory_replay(rt: LocalRuntime, execution_id: str, n: int, reps: int) -> dict[str, float]:
+def in_memory_replay(rt: LocalRuntime, execution_id: str, n: int, reps: int) -> dict[str, Any]:
     t_load0 = time.perf_counter()
     operations = rt.operations(execution_id)
     load = time.perf_counter() - t_load0

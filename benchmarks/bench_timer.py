@@ -62,6 +62,7 @@ def scenario(db: Path, count: int, gap: float) -> dict[str, Any]:
         latencies, fire_lags = [], []
         for execution_id in ids:
             wait = next(op for op in rt.operations(execution_id) if op.Type.value == "WAIT")
+            assert wait.WaitDetails is not None and wait.WaitDetails.ScheduledEndTimestamp is not None
             scheduled = wait.WaitDetails.ScheduledEndTimestamp
             fired = next(e["EventTimestamp"] for e in rt.history(execution_id) if e["EventType"] == "WaitSucceeded")
             latencies.append((clock.resumed[execution_id] - scheduled) * 1000)

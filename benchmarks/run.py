@@ -131,9 +131,12 @@ def main() -> None:
     print(f"load average at the end {after.get('loadavg_1_5_15', ['?'])[0]} (other work on the machine skews "
           "wall-clock numbers)")
     after["loadavg_at_start"] = before.get("loadavg_1_5_15")
-    out.write_text(json.dumps({"mode": mode, "started": started, "seconds": timings, "machine": after,
-                               "results": rows}, indent=1, default=str))
-    print(f"wrote {out.relative_to(REPO) if out.is_relative_to(REPO) else out}")
+    text = json.dumps({"mode": mode, "started": started, "seconds": timings, "machine": after, "results": rows},
+                      indent=1, default=str)
+    out.write_text(text)
+    by_mode = out.with_name(f"{out.stem}-{mode}{out.suffix}")  # latest-quick.json / latest-full.json
+    by_mode.write_text(text)
+    print(f"wrote {out.relative_to(REPO) if out.is_relative_to(REPO) else out} (and {by_mode.name})")
     if errors:
         sys.exit(1)
 
