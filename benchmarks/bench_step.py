@@ -80,7 +80,7 @@ def commits_per_step(db: Path, n: int = 200) -> float | None:
 
 def run(mode: str, workdir: Path) -> list[Result]:
     if mode == "quick":
-        reps, sizes_full, sizes_process, floor_n = 3, [1000], [2000], 300
+        reps, sizes_full, sizes_process, floor_n = 5, [1000], [2000], 1000
     else:
         reps, sizes_full, sizes_process, floor_n = 3, [1000, 5000], [1000, 5000], 1000
     results: list[Result] = []

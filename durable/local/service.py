@@ -455,7 +455,8 @@ class LocalService:
                     body = {"Result": H.payload(update.Payload), "RetryDetails": {"CurrentAttempt": attempt}}
                     batch.event(H.with_details(H.base_event("StepSucceeded", update, now), body))
                 else:
-                    body = {"Error": H.error_payload(update.Error), "RetryDetails": {"CurrentAttempt": attempt}}
+                    body = {"Error": H.error_payload(update.Error), "RetryDetails": {"CurrentAttempt": attempt,
+                                                                                   "NextAttemptDelaySeconds": 0}}
                     batch.event(H.with_details(H.base_event("StepFailed", update, now), body))
             else:  # RETRY
                 attempt = details.Attempt + 1

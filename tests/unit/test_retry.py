@@ -20,7 +20,8 @@ from durable import (
 
 
 def _delays(failed_events: list[dict[str, Any]]) -> list[int | None]:
-    return [e["StepFailedDetails"]["RetryDetails"].get("NextAttemptDelaySeconds") for e in failed_events]
+    """Retry delays per failed attempt; None for the final failure (recorded as 0, as AWS does)."""
+    return [e["StepFailedDetails"]["RetryDetails"].get("NextAttemptDelaySeconds") or None for e in failed_events]
 
 
 def test_exponential_without_jitter_waits_2_then_4_seconds(rt: LocalRuntime, clock: VirtualClock,
@@ -52,7 +53,7 @@ def test_exponential_without_jitter_waits_2_then_4_seconds(rt: LocalRuntime, clo
     assert [e["StepFailedDetails"]["RetryDetails"] for e in failed] == [
         {"CurrentAttempt": 1, "NextAttemptDelaySeconds": 2},
         {"CurrentAttempt": 2, "NextAttemptDelaySeconds": 4},
-        {"CurrentAttempt": 3},
+        {"CurrentAttempt": 3, "NextAttemptDelaySeconds": 0},  # a final failure: no next attempt
     ]
     assert [e["StepFailedDetails"]["Error"]["Payload"]["ErrorMessage"] for e in failed] == [
         "attempt 1 failed", "attempt 2 failed", "attempt 3 failed"]
@@ -148,7 +149,7 @@ def test_no_retry_fails_on_the_first_error(rt: LocalRuntime, events: Any) -> Non
     assert calls == [1]
     assert rt.get(eid).invocations == 1
     [failed] = events(eid, "StepFailed", "once")
-    assert failed["StepFailedDetails"]["RetryDetails"] == {"CurrentAttempt": 1}
+    assert failed["StepFailedDetails"]["RetryDetails"] == {"CurrentAttempt": 1, "NextAttemptDelaySeconds": 0}
 
 
 def test_a_retried_step_that_succeeds_returns_its_value(rt: LocalRuntime, events: Any) -> None:

@@ -105,7 +105,7 @@ def test_a_result_that_cannot_be_serialized_fails_the_step_without_retry(rt: Loc
     assert "cannot serialize a value of type object" in message and "serdes" in message
     assert calls == [1]
     [failed] = events(eid, "StepFailed", "handle")
-    assert failed["StepFailedDetails"]["RetryDetails"] == {"CurrentAttempt": 1}
+    assert failed["StepFailedDetails"]["RetryDetails"] == {"CurrentAttempt": 1, "NextAttemptDelaySeconds": 0}
     assert failed["StepFailedDetails"]["Error"]["Payload"]["ErrorType"] == "durable.errors.SerializationError"
 
 

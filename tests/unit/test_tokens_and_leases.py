@@ -219,7 +219,7 @@ def test_an_interrupted_at_most_once_step_without_retries_fails(rt: LocalRuntime
     assert info.error is not None and info.error["ErrorType"] == "durable.errors.StepInterruptedError"
     assert attempts == [1]  # never run again
     [failed] = events(eid, "StepFailed", "pay")
-    assert failed["StepFailedDetails"]["RetryDetails"] == {"CurrentAttempt": 1}
+    assert failed["StepFailedDetails"]["RetryDetails"] == {"CurrentAttempt": 1, "NextAttemptDelaySeconds": 0}
 
 
 def test_a_stalled_invocation_that_lost_its_lease_cannot_write(tmp_path: Any, clock: VirtualClock) -> None:
