@@ -21,6 +21,8 @@ def operation_id(counter: int | str, prefix: str | None) -> str:
 def check_identity(op: Operation, *, position: str, type_: OperationType, sub_type: str | None,
                    name: str | None, parent_id: str | None) -> None:
     """Fail loudly if the code asks for something other than what history holds at this id."""
+    if op.Type == type_ and op.SubType == sub_type and op.Name == name and op.ParentId == parent_id:
+        return  # the replay fast path: no dictionaries built
     wanted: dict[str, Any] = {"Type": type_.value, "SubType": sub_type, "Name": name, "ParentId": parent_id}
     found: dict[str, Any] = {"Type": op.Type.value, "SubType": op.SubType, "Name": op.Name,
                              "ParentId": op.ParentId}

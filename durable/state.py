@@ -59,8 +59,9 @@ class ExecutionState:
         with self._cond:
             if self._closed:
                 return
-            if self._deadline is None:
-                self._deadline = time.monotonic() + delay
+            if self._deadline is not None:
+                return  # already armed: the flusher wakes by itself, no thread switch per step
+            self._deadline = time.monotonic() + delay
             if self._flusher is None:
                 self._flusher = threading.Thread(target=self._flush_in_background, daemon=True,
                                                  name="duragent-flush")

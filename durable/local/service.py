@@ -56,14 +56,14 @@ _ALLOWED = {
 
 
 def encode_token(execution_id: str, seq: int, version: int) -> str:
-    raw = json.dumps({"e": execution_id, "s": seq, "v": version}, separators=(",", ":")).encode()
-    return base64.b64encode(raw).decode()
+    """Opaque to clients (base64, as AWS's); inside: which execution, which turn, what it has seen."""
+    return base64.b64encode(f"{execution_id}:{seq}:{version}".encode()).decode()
 
 
 def decode_token(token: str) -> tuple[str, int, int]:
     try:
-        data = json.loads(base64.b64decode(token.encode(), validate=True))
-        return str(data["e"]), int(data["s"]), int(data["v"])
+        execution_id, seq, version = base64.b64decode(token.encode(), validate=True).decode().split(":")
+        return execution_id, int(seq), int(version)
     except Exception:
         raise InvalidCheckpointTokenError(f"Invalid checkpoint token: {token[:40]!r}") from None
 
@@ -116,13 +116,15 @@ class _Batch:
                     timeout_at if timeout_at is not None else (existing.timeout_at if existing else None),
                     heartbeat_seconds if heartbeat_seconds is not None else
                     (existing.heartbeat_seconds if existing else None),
-                    op.model_dump_json(exclude_none=True))
+                    "")  # serialized once, at flush: a START replaced by its SUCCEED is never encoded
         self.rows[op.Id] = row
         self.ops[op.Id] = op
         return row
 
     def flush(self, **execution_fields: Any) -> None:
         if self.rows:
+            for row in self.rows.values():
+                row.data = self.ops[row.id].model_dump_json(exclude_none=True)
             self.tx.put_operations(list(self.rows.values()))
         if self.events:
             self.tx.add_events(self.execution["id"], self.events)
@@ -284,12 +286,7 @@ class LocalService:
                 batch.flush(**fields)
 
     def _has_pending_work(self, tx: Tx, execution_id: str) -> bool:
-        for row in tx.operations(execution_id):
-            if row.status in ("PENDING", "READY") and row.type == "STEP":
-                return True
-            if row.status == "STARTED" and row.type in ("WAIT", "CALLBACK", "CHAINED_INVOKE"):
-                return True
-        return False
+        return tx.has_pending_work(execution_id)
 
     def _finish(self, batch: _Batch, status: ExecutionStatus, *, result: str | None = None,
                 error: ErrorObject | None = None, fields: dict[str, Any]) -> None:
@@ -395,7 +392,7 @@ class LocalService:
             raise InvalidCheckpointTokenError("Invalid checkpoint token: it belongs to another execution")
         now = self.now()
         with self.store.transaction() as tx:
-            execution = tx.execution(execution_id)
+            execution = tx.execution(execution_id, light=True)
             if execution is None or int(execution["token_seq"]) != seq or \
                     execution["status"] != ExecutionStatus.RUNNING.value:
                 raise InvalidCheckpointTokenError(
@@ -430,7 +427,7 @@ class LocalService:
 
     def _apply(self, batch: _Batch, update: OperationUpdate, row: OpRow | None) -> None:
         now = batch.now
-        current = _op(row) if row is not None else None
+        current = batch.ops.get(update.Id) or (_op(row) if row is not None else None)
         action = update.Action
         kind = update.Type
         base: dict[str, Any] = dict(Id=update.Id, ParentId=update.ParentId, Name=update.Name, Type=kind, SubType=update.SubType)

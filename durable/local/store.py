@@ -84,6 +84,9 @@ EXECUTION_COLUMNS = ("id", "function", "target", "name", "input", "status", "res
                      "parent_execution", "parent_operation", "tenant_id", "info")
 
 
+_LIGHT_COLUMNS = ", ".join(c for c in EXECUTION_COLUMNS if c not in ("input", "result", "error", "info"))
+
+
 @dataclass
 class OpRow:
     execution_id: str
@@ -202,8 +205,11 @@ class Tx:
         marks = ", ".join("?" for _ in row)
         self.conn.execute(f"INSERT INTO executions ({cols}) VALUES ({marks})", tuple(row.values()))
 
-    def execution(self, execution_id: str) -> dict[str, Any] | None:
-        row = self.conn.execute("SELECT * FROM executions WHERE id = ?", (execution_id,)).fetchone()
+    def execution(self, execution_id: str, *, light: bool = False) -> dict[str, Any] | None:
+        """The execution row; ``light`` leaves out the (possibly large) input, result and error,
+        which the checkpoint path never reads."""
+        columns = _LIGHT_COLUMNS if light else "*"
+        row = self.conn.execute(f"SELECT {columns} FROM executions WHERE id = ?", (execution_id,)).fetchone()
         return dict(row) if row is not None else None
 
     def update_execution(self, execution_id: str, **fields: Any) -> None:
@@ -271,6 +277,14 @@ class Tx:
         rows = self.conn.execute(f"SELECT {_OP_COLUMNS} FROM operations WHERE execution_id = ? ORDER BY seq",
                                  (execution_id,)).fetchall()
         return [OpRow(*r) for r in rows]
+
+    def has_pending_work(self, execution_id: str) -> bool:
+        """Something the service will complete later: a step retry, a wait, a callback, an invoke."""
+        row = self.conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM operations WHERE execution_id = ? AND ("
+            "(type = 'STEP' AND status IN ('PENDING', 'READY')) OR "
+            "(type IN ('WAIT', 'CALLBACK', 'CHAINED_INVOKE') AND status = 'STARTED')))", (execution_id,)).fetchone()
+        return bool(row[0])
 
     def operations_by_id(self, execution_id: str, ids: Sequence[str]) -> dict[str, OpRow]:
         if not ids:
