@@ -124,6 +124,7 @@ class LocalRuntime:
         self.lease_seconds = lease_seconds
         self.owner = _owner_id()
         self.plugins = list(plugins or [])
+        self._lease_renewer: _LeaseRenewer | None = None
         self.service.resolve_function = self._resolvable
         self._functions: dict[str, Callable[..., Any]] = {}
         self._wake = threading.Event()
@@ -273,7 +274,9 @@ class LocalRuntime:
         return count
 
     def _invoke(self, invocation: Invocation) -> None:
-        renewer = _LeaseRenewer(self, invocation) if not self.clock.virtual else None
+        renewer = self._renewer()
+        if renewer is not None:
+            renewer.hold(invocation.execution_id)
         try:
             try:
                 handler = self._handler(invocation.function, invocation.target)
@@ -291,10 +294,20 @@ class LocalRuntime:
             output = InvocationOutput(Status=InvocationStatus.FAILED, Error=error_object(exc))
         finally:
             if renewer is not None:
-                renewer.stop()
+                renewer.release(invocation.execution_id)
         self.service.end_invocation(invocation, output, self.owner)
 
+    def _renewer(self) -> _LeaseRenewer | None:
+        """One renewal thread per runtime (not per invocation), started on first need."""
+        if self.clock.virtual:
+            return None
+        if self._lease_renewer is None:
+            self._lease_renewer = _LeaseRenewer(self)
+        return self._lease_renewer
+
     def close(self) -> None:
+        if self._lease_renewer is not None:
+            self._lease_renewer.stop()
         self.store.close()
 
     def __enter__(self) -> LocalRuntime:
@@ -305,23 +318,35 @@ class LocalRuntime:
 
 
 class _LeaseRenewer:
-    """Keeps the lease of a long invocation alive from a side thread."""
+    """Keeps the leases of running invocations alive from one side thread."""
 
-    def __init__(self, runtime: LocalRuntime, invocation: Invocation) -> None:
+    def __init__(self, runtime: LocalRuntime) -> None:
         self._runtime = runtime
-        self._invocation = invocation
+        self._held: set[str] = set()
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="duragent-lease")
         self._thread.start()
 
+    def hold(self, execution_id: str) -> None:
+        with self._lock:
+            self._held.add(execution_id)
+
+    def release(self, execution_id: str) -> None:
+        with self._lock:
+            self._held.discard(execution_id)
+
     def _run(self) -> None:
         interval = self._runtime.lease_seconds / 3
         while not self._stop.wait(interval):
+            with self._lock:
+                held = list(self._held)
             until = self._runtime.clock.now() + self._runtime.lease_seconds
-            try:
-                self._runtime.service.renew(self._invocation.execution_id, self._runtime.owner, until)
-            except Exception:  # pragma: no cover - the next checkpoint will notice a lost lease
-                log.debug("lease renewal failed", exc_info=True)
+            for execution_id in held:
+                try:
+                    self._runtime.service.renew(execution_id, self._runtime.owner, until)
+                except Exception:  # pragma: no cover - the next checkpoint will notice a lost lease
+                    log.debug("lease renewal failed", exc_info=True)
 
     def stop(self) -> None:
         self._stop.set()
