@@ -279,7 +279,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     _check_execution_id(args.id)
     fn = _load_target(args.target)
     with _open(args, must_exist=False) as runtime:
-        execution_id = runtime.start(fn, event, args.id, target=_absolute_target(args.target))
+        execution_id = runtime.start(fn, event, args.id, target=_absolute_target(args.target),
+                                     timeout=args.timeout)
         _drive(runtime, execution_id)
         return _report_run(args, runtime, runtime.get(execution_id))
 
@@ -608,6 +609,16 @@ def _status(text: str) -> str:
     return value
 
 
+def _positive_seconds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--timeout takes a whole number of seconds (at least 1), got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     db_help = f"the SQLite store (default: $DURAGENT_DB or {DEFAULT_DB})"
     parser = _Parser(prog="duragent", description="Run and inspect durable functions on a local store.")
@@ -625,6 +636,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", metavar="TARGET", help="path/to/file.py:func or package.module:func")
     p.add_argument("--input", metavar="JSON|@FILE", help="the event: JSON text, @file.json or @- (stdin)")
     p.add_argument("--id", help="execution id (idempotent: the same id and input attach to it)")
+    p.add_argument("--timeout", type=_positive_seconds, metavar="SECONDS",
+                   help="end the execution TIMED_OUT if it has not finished by then")
 
     p = command("worker", cmd_worker, "serve every execution in the store until stopped")
     p.add_argument("--until-idle", action="store_true", help="exit when nothing is runnable now")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..config import Duration
 from ..errors import HandlerNotFoundError, InvalidCheckpointTokenError, SerializationError, UsageError
 from ..execution import run_invocation
 from ..model import ErrorObject, InvocationOutput, InvocationStatus, Operation
@@ -156,8 +157,10 @@ class LocalRuntime:
 
     # -- executions ---------------------------------------------------------------------------
     def start(self, fn_or_name: Callable[..., Any] | str, input: Any = None, execution_id: str | None = None,
-              *, name: str | None = None, target: str | None = None) -> str:
-        """Create an execution (nothing runs until a worker or ``run_until_idle`` picks it up)."""
+              *, name: str | None = None, target: str | None = None,
+              timeout: Duration | float | None = None) -> str:
+        """Create an execution (nothing runs until a worker or ``run_until_idle`` picks it up).
+        ``timeout``: the execution ends TIMED_OUT if it has not finished by then."""
         if isinstance(fn_or_name, str):
             function = fn_or_name
             if function not in self._functions and registered(function) is None and target is None:
@@ -172,8 +175,10 @@ class LocalRuntime:
             input_json = dumps(input)
         except SerializationError as exc:
             raise UsageError(f"execution input must be JSON: {exc}") from None
+        timeout_seconds = Duration.of(timeout).seconds if timeout is not None else None
         execution_id, _ = self.service.start_execution(function=function, target=target, input_json=input_json,
-                                                       execution_id=execution_id, name=name)
+                                                       execution_id=execution_id, name=name,
+                                                       timeout_seconds=timeout_seconds)
         self._wake.set()
         return execution_id
 

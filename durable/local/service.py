@@ -146,7 +146,7 @@ class LocalService:
     # -- executions ---------------------------------------------------------------------------
     def start_execution(self, *, function: str, target: str | None, input_json: str, execution_id: str | None,
                         name: str | None = None, parent: tuple[str, str] | None = None,
-                        tenant_id: str | None = None) -> tuple[str, bool]:
+                        tenant_id: str | None = None, timeout_seconds: int | None = None) -> tuple[str, bool]:
         """Create an execution. Returns (id, created); an existing id with the same function and input
         is returned as is (idempotent start), a different one is a conflict."""
         execution_id = execution_id or uuid.uuid4().hex
@@ -159,12 +159,13 @@ class LocalService:
                         "with a different input; choose a new --id, or repeat the original input to attach to it")
                 return execution_id, False
             self._insert_execution(tx, self.now(), function=function, target=target, input_json=input_json,
-                                   execution_id=execution_id, name=name, parent=parent, tenant_id=tenant_id)
+                                   execution_id=execution_id, name=name, parent=parent, tenant_id=tenant_id,
+                                   timeout_seconds=timeout_seconds)
         return execution_id, True
 
     def _insert_execution(self, tx: Tx, now: float, *, function: str, target: str | None, input_json: str,
                           execution_id: str, name: str | None, parent: tuple[str, str] | None,
-                          tenant_id: str | None) -> None:
+                          tenant_id: str | None, timeout_seconds: int | None = None) -> None:
         name = name or execution_id
         op = Operation(Id=execution_id, Name=name, Type=OperationType.EXECUTION, Status=OperationStatus.STARTED,
                        StartTimestamp=now, ExecutionDetails=ExecutionDetails(InputPayload=input_json))
@@ -172,10 +173,14 @@ class LocalService:
                              "input": input_json, "status": ExecutionStatus.RUNNING.value, "started_at": now,
                              "version": 1, "event_seq": 1, "op_seq": 1, "runnable": 1,
                              "parent_execution": parent[0] if parent else None,
-                             "parent_operation": parent[1] if parent else None, "tenant_id": tenant_id})
+                             "parent_operation": parent[1] if parent else None, "tenant_id": tenant_id,
+                             "timeout_at": now + timeout_seconds if timeout_seconds else None})
         tx.put_operations([OpRow(execution_id, execution_id, 1, 1, op.Type.value, op.Status.value, None, None,
                                  None, None, op.model_dump_json(exclude_none=True))])
-        started = H.with_details(H.base_event("ExecutionStarted", None, now), {"Input": H.payload(input_json)})
+        details: dict[str, Any] = {"Input": H.payload(input_json)}
+        if timeout_seconds:
+            details["ExecutionTimeout"] = timeout_seconds
+        started = H.with_details(H.base_event("ExecutionStarted", None, now), details)
         started.update({"EventId": 1, "Id": execution_id, "Name": name})
         tx.add_events(execution_id, [(1, started)])
 
@@ -297,6 +302,8 @@ class LocalService:
             event = H.with_details(H.base_event("ExecutionSucceeded", None, batch.now), {"Result": H.payload(result)})
         elif status == ExecutionStatus.STOPPED:
             event = H.with_details(H.base_event("ExecutionStopped", None, batch.now), {"Error": H.error_payload(error)})
+        elif status == ExecutionStatus.TIMED_OUT:
+            event = H.with_details(H.base_event("ExecutionTimedOut", None, batch.now), {"Error": H.error_payload(error)})
         else:
             event = H.with_details(H.base_event("ExecutionFailed", None, batch.now), {"Error": H.error_payload(error)})
         event.update({"Id": execution["id"], "Name": execution["name"]})
@@ -591,6 +598,16 @@ class LocalService:
                     self._fire(batch, row)
                     fired += 1
                 batch.flush(runnable=1, async_version=batch.version)
+            for execution_id in tx.timed_out_executions(now):
+                execution = tx.execution(execution_id)
+                assert execution is not None
+                batch = _Batch(tx, execution, now)
+                batch.version -= 1
+                error = ErrorObject(ErrorType="Execution.TimedOut",
+                                    ErrorMessage="the execution ran past its timeout")
+                self._finish(batch, ExecutionStatus.TIMED_OUT, error=error,
+                             fields={"invocation_id": None, "lease_owner": None, "lease_expires": None})
+                fired += 1
         return fired
 
     def _fire(self, batch: _Batch, row: OpRow) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 from ..errors import StoreError
 
 SCHEMA_NAME = "duragent"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -49,11 +49,13 @@ CREATE TABLE IF NOT EXISTS executions (
     parent_execution TEXT,
     parent_operation TEXT,
     tenant_id TEXT,
-    info TEXT
+    info TEXT,
+    timeout_at REAL
 );
 CREATE INDEX IF NOT EXISTS executions_runnable ON executions(started_at) WHERE runnable = 1 AND status = 'RUNNING';
 CREATE INDEX IF NOT EXISTS executions_leased ON executions(lease_expires) WHERE lease_owner IS NOT NULL;
 CREATE INDEX IF NOT EXISTS executions_status ON executions(status, started_at);
+CREATE INDEX IF NOT EXISTS executions_timeout ON executions(timeout_at) WHERE timeout_at IS NOT NULL AND status = 'RUNNING';
 CREATE TABLE IF NOT EXISTS operations (
     execution_id TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -81,7 +83,7 @@ CREATE TABLE IF NOT EXISTS events (
 EXECUTION_COLUMNS = ("id", "function", "target", "name", "input", "status", "result", "error", "started_at",
                      "ended_at", "token_seq", "version", "async_version", "event_seq", "op_seq", "runnable",
                      "lease_owner", "lease_expires", "invocation_id", "invocation_started", "invocations",
-                     "parent_execution", "parent_operation", "tenant_id", "info")
+                     "parent_execution", "parent_operation", "tenant_id", "info", "timeout_at")
 
 
 _LIGHT_COLUMNS = ", ".join(c for c in EXECUTION_COLUMNS if c not in ("input", "result", "error", "info"))
@@ -316,8 +318,16 @@ class Tx:
         return [OpRow(*r) for r in rows]
 
     def next_due(self) -> float | None:
-        row = self.conn.execute("SELECT MIN(due_at) FROM operations WHERE due_at IS NOT NULL").fetchone()
+        """The earliest timer: an operation's (wait, retry, callback timeout) or an execution timeout."""
+        row = self.conn.execute(
+            "SELECT MIN(t) FROM (SELECT MIN(due_at) AS t FROM operations WHERE due_at IS NOT NULL UNION ALL "
+            "SELECT MIN(timeout_at) FROM executions WHERE timeout_at IS NOT NULL AND status = 'RUNNING')").fetchone()
         return float(row[0]) if row and row[0] is not None else None
+
+    def timed_out_executions(self, now: float) -> list[str]:
+        rows = self.conn.execute("SELECT id FROM executions WHERE timeout_at IS NOT NULL AND status = 'RUNNING' "
+                                 "AND timeout_at <= ?", (now,)).fetchall()
+        return [str(r[0]) for r in rows]
 
     def pending_callbacks(self, limit: int = 500) -> list[OpRow]:
         # Only executions still RUNNING await answers: a stopped or failed one keeps its callback
