@@ -76,17 +76,31 @@ def request_approval(ctx: DurableContext, *, tool: str, arguments: dict[str, Any
 
 
 def ask_human(ctx: DurableContext, question: str, response_type: type[T] = str,  # type: ignore[assignment]
-              *, name: str | None = None, timeout: Duration | None = DEFAULT_REVIEW_TIMEOUT) -> T:
+              *, name: str | None = None, timeout: Duration | None = DEFAULT_REVIEW_TIMEOUT,
+              attempts: int = 3) -> T:
     """Ask a person a free-form question and suspend until they answer; the answer is validated
-    into ``response_type`` (str, a pydantic model, any type pydantic understands)."""
+    into ``response_type`` (str, a pydantic model, any type pydantic understands). An answer that
+    does not validate is asked again, saying what was wrong, up to ``attempts`` times."""
     adapter: TypeAdapter[Any] = TypeAdapter(response_type)
     schema = None if response_type is str else adapter.json_schema()
-    request = ReviewRequest(kind="question", title=question, question=question, response_schema=schema)
-    answer = ctx.wait_for_callback(_submitter(request), name=name or f"ask: {question[:60]}",
-                                   config=CallbackConfig(timeout=timeout))
-    if response_type is str and not isinstance(answer, str):
-        return json.dumps(answer) if answer is not None else ""  # type: ignore[return-value]
-    return adapter.validate_python(answer)  # type: ignore[no-any-return]
+    base_name = name or f"ask: {question[:60]}"
+    prompt = question
+    for attempt in range(1, attempts + 1):
+        request = ReviewRequest(kind="question", title=prompt, question=prompt, response_schema=schema)
+        answer = ctx.wait_for_callback(_submitter(request),
+                                       name=base_name if attempt == 1 else f"{base_name} (again {attempt})",
+                                       config=CallbackConfig(timeout=timeout))
+        if response_type is str and not isinstance(answer, str):
+            return json.dumps(answer) if answer is not None else ""  # type: ignore[return-value]
+        try:
+            return adapter.validate_python(answer)  # type: ignore[no-any-return]
+        except ValidationError as exc:
+            if attempt == attempts:
+                raise
+            problem = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}"
+                                for e in exc.errors()[:3])
+            prompt = f"{question}\n(The previous answer did not fit: {problem}. Please answer again.)"
+    raise AssertionError("unreachable")
 
 
 def pending_reviews(runtime: Any) -> list[dict[str, Any]]:

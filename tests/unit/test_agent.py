@@ -626,3 +626,26 @@ def test_cli_show_prints_the_cost_ledger_of_an_agent_execution(tmp_path: Path) -
     text = cli(db, "show", info.id).stdout
     assert "scripted:model" in text and "2 model calls" in text
 
+
+
+def test_ask_human_asks_again_when_the_answer_does_not_validate(tmp_path: Path) -> None:
+    class Shipping(BaseModel):
+        carrier: str
+        days: int
+
+    def handler(event: dict, ctx: DurableContext) -> dict:
+        return ask_human(ctx, "How should we ship?", Shipping, name="shipping").model_dump()
+
+    rt = LocalRuntime(tmp_path / "ask.db", clock=VirtualClock())
+    execution_id = rt.start(handler, {})
+    rt.run_until_idle(skip_time=False)  # the 7-day review timeout must not fire
+    [(_, first, callback_id)] = rt.pending_callbacks()
+    rt.send_callback_success(callback_id, '{"carrier": "ups", "days": "soon"}')
+    rt.run_until_idle(skip_time=False)  # the 7-day review timeout must not fire
+    [(_, again, callback_id)] = rt.pending_callbacks()
+    assert again.Id != first.Id  # a new question, recorded as such
+    titles = [r["request"]["title"] for r in pending_reviews(rt)]
+    assert "did not fit" in titles[0] and "days" in titles[0]
+    rt.send_callback_success(callback_id, '{"carrier": "ups", "days": 2}')
+    rt.run_until_idle(skip_time=False)  # the 7-day review timeout must not fire
+    assert rt.get(execution_id).result == {"carrier": "ups", "days": 2}
