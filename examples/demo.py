@@ -137,7 +137,10 @@ def main() -> int:
     print(json.dumps(info.result, indent=2, ensure_ascii=False))
     say("Cost ledger (`duragent show` prints it too):")
     print(ledger_from_operations(ops, reused_ids=reused_ids).format())
-    say(f"Explore: duragent --db {DB.relative_to(ROOT)} show {execution_id}   |   history {execution_id}")
+    script = Path(sys.executable).parent / "duragent"
+    command = os.path.relpath(script, Path.cwd()) if script.exists() else "duragent"
+    say(f"Explore it: {command} --db {os.path.relpath(DB, Path.cwd())} show {execution_id}    "
+        f"(or: history {execution_id}, list)")
     return 0 if info.status == "SUCCEEDED" else 1
 
 
