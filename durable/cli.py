@@ -601,6 +601,20 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    """Serve the local web console (durable/console) until Ctrl-C; it prints the URL to open."""
+    from .console import serve
+
+    if not 0 <= args.port <= 65535:
+        raise CliError(f"--port {args.port} is not a port; use 1-65535, or 0 for a free one")
+    with _open(args) as runtime:
+        try:
+            return serve(runtime, port=args.port)
+        except OSError as exc:
+            raise CliError(f"cannot listen on 127.0.0.1:{args.port} ({exc.strerror or exc}); "
+                           "pass --port 0 to pick a free port") from None
+
+
 # -- parser ---------------------------------------------------------------------------------------
 def _status(text: str) -> str:
     value = text.upper()
@@ -678,6 +692,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("stop", cmd_stop, "stop a running execution")
     p.add_argument("id", metavar="ID")
+
+    p = command("ui", cmd_ui, "serve the local web console; prints the URL to open, token included")
+    p.add_argument("--port", type=int, default=8321, help="port on 127.0.0.1 (default 8321; 0 picks a free one)")
     aws_cli.extend_parser(parser)  # --aws: the same commands on AWS Lambda (durable/aws/cli.py)
     return parser
 

@@ -4,7 +4,8 @@ It reads the store and answers human reviews; it never runs executions (a worker
 request needs the token printed at start: ``?token=`` on the first page load (which sets a
 cookie), the cookie afterwards, or ``Authorization: Bearer <token>`` for the JSON API.
 
-JSON API (errors are ``{"error": "..."}`` with 400, 401, 404, 405, 409 or 413)::
+JSON API (errors are ``{"error": "..."}``: 400 bad input, 401 no token, 403 cross-origin, 404 unknown
+id or path, 405, 409 answered meanwhile, 411/413 body length)::
 
     GET  /api/executions[?status=RUNNING&limit=100]   {"executions": [...]}
     GET  /api/executions/{id}                         execution, operations, timeline, conversation,
@@ -24,12 +25,14 @@ import json
 import logging
 import re
 import secrets
+import signal
 import sqlite3
 import sys
 import threading
 from http import HTTPStatus
 from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType
 from typing import Any, TextIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -73,10 +76,10 @@ def to_json(value: Any) -> bytes:
 
 
 class ConsoleServer:
-    """The console over one runtime. ``start()`` serves in a background thread (tests);
-    ``serve_forever()`` serves in the caller's thread (``duragent ui``)."""
+    """The console over one runtime, on ``port`` (0: a free one). ``start()`` serves in a background
+    thread (tests); ``serve_forever()`` serves in the caller's thread (``duragent ui``)."""
 
-    def __init__(self, runtime: LocalRuntime, *, port: int = DEFAULT_PORT, host: str = HOST,
+    def __init__(self, runtime: LocalRuntime, *, port: int = 0, host: str = HOST,
                  token: str | None = None, reviewer: str = "console") -> None:
         self.runtime = runtime
         self.token = token or secrets.token_urlsafe(32)
@@ -160,6 +163,9 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 30
 
     # -- plumbing ----------------------------------------------------------------------------------
+    def version_string(self) -> str:
+        return self.server_version
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("console: " + format, *args)
 
@@ -347,7 +353,9 @@ class _Handler(BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length", ""))
         except ValueError:
             raise ApiError(HTTPStatus.LENGTH_REQUIRED, "a Content-Length header is required") from None
-        if length < 0 or length > MAX_BODY:
+        if length < 0:
+            raise ApiError(HTTPStatus.BAD_REQUEST, "Content-Length must not be negative")
+        if length > MAX_BODY:
             self.close_connection = True
             raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body must be at most {MAX_BODY} bytes")
         raw = self.rfile.read(length)
@@ -416,10 +424,19 @@ def serve(runtime: LocalRuntime, *, port: int = DEFAULT_PORT, out: TextIO | None
     stream = out or sys.stdout
     print(f"duragent console: {console.url}", file=stream, flush=True)
     print("serving until Ctrl-C; executions run in `duragent worker`, not here", file=sys.stderr, flush=True)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
     try:
         console.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         console.httpd.server_close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt

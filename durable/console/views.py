@@ -146,12 +146,13 @@ def conversation(ops: Iterable[Operation]) -> list[dict[str, Any]]:
         children.setdefault(op.ParentId, []).append(op)
     entries: list[dict[str, Any]] = []
     open_calls: list[dict[str, Any]] = []
+    reviewed: set[int] = set()
     for op in ops:
         name = op.Name or ""
         if op.SubType == MODEL_CALL:
             entries.append(_assistant_entry(op, name, open_calls))
         elif op.Type == OperationType.CONTEXT and op.SubType == "WaitForCallback":
-            entry = _review_entry(op, children, open_calls)
+            entry = _review_entry(op, children, open_calls, reviewed)
             if entry is not None:
                 entries.append(entry)
         elif name.startswith("tool:") and op.Type in (OperationType.STEP, OperationType.CONTEXT):
@@ -179,7 +180,7 @@ def _assistant_entry(op: Operation, name: str, open_calls: list[dict[str, Any]])
 
 
 def _review_entry(op: Operation, children: dict[str | None, list[Operation]],
-                  open_calls: list[dict[str, Any]]) -> dict[str, Any] | None:
+                  open_calls: list[dict[str, Any]], reviewed: set[int]) -> dict[str, Any] | None:
     request = _review_request(op, children)
     if request is None:
         return None  # a plain wait_for_callback, not a review
@@ -193,8 +194,10 @@ def _review_entry(op: Operation, children: dict[str | None, list[Operation]],
         "time": op.EndTimestamp or op.StartTimestamp, "tool_call_id": None,
     }
     if request.get("kind") == "tool_approval":
-        call = next((c for c in open_calls if c["name"] == request.get("tool")), None)
+        # the oldest call of this tool that no earlier review claimed (several may await review at once)
+        call = next((c for c in open_calls if c["name"] == request.get("tool") and id(c) not in reviewed), None)
         if call is not None:
+            reviewed.add(id(call))
             entry["tool_call_id"] = call["id"]
             if outcome not in ("pending", "approved"):
                 open_calls.remove(call)  # rejected: no tool step will follow
