@@ -82,3 +82,17 @@ def test_executions_survive_reopening_the_store(tmp_path: Path) -> None:
         info = second.get(eid)
         assert info.status == "SUCCEEDED" and info.result == "hello Ada"
         assert info.invocations == 2
+
+
+@pytest.mark.parametrize(("durability", "synchronous"), [("full", 2), ("process", 1)])
+def test_the_store_is_wal_with_the_durability_asked_for(tmp_path: Path, durability: str, synchronous: int) -> None:
+    """full = synchronous FULL (survives power loss, the default); process = NORMAL (survives a
+    crashed process). Both in WAL mode, read back from the connection the store really uses."""
+    rt = LocalRuntime(tmp_path / "d.db", durability=durability)
+    conn = rt.store._conn
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == synchronous
+    rt.close()
+    default = LocalRuntime(tmp_path / "default.db")
+    assert default.store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+    default.close()
