@@ -26,6 +26,50 @@ def payload(value: str | None) -> dict[str, Any]:
     return {"Payload": value, "Truncated": False}
 
 
+STORED_IN = "StoredIn"
+"""Marks an event payload kept only once, in the row that already holds it (the operation, or the
+execution's result): history is materialized on read, so the journal holds each payload once."""
+
+_INLINE_BELOW = 96  # a marker costs about this much: smaller payloads are simply copied
+
+
+def stored_payload(value: str | None, where: str) -> dict[str, Any]:
+    """``payload(value)`` for the history API, without storing a second copy of a large value."""
+    if value is None or len(value) < _INLINE_BELOW:
+        return payload(value)
+    return {STORED_IN: where, "Truncated": False}
+
+
+_OPERATION_PAYLOADS = {
+    "ExecutionStarted": lambda op: op.ExecutionDetails and op.ExecutionDetails.InputPayload,
+    "StepSucceeded": lambda op: op.StepDetails and op.StepDetails.Result,
+    "ContextSucceeded": lambda op: op.ContextDetails and op.ContextDetails.Result,
+    "CallbackSucceeded": lambda op: op.CallbackDetails and op.CallbackDetails.Result,
+    "ChainedInvokeSucceeded": lambda op: op.ChainedInvokeDetails and op.ChainedInvokeDetails.Result,
+}
+
+
+def materialize(events: list[dict[str, Any]], operations: dict[str, Operation],
+                execution_result: str | None) -> list[dict[str, Any]]:
+    """Put the payloads kept elsewhere back into their events (in place; returns ``events``)."""
+    for event in events:
+        details = event.get(f"{event.get('EventType')}Details")
+        if not isinstance(details, dict):
+            continue
+        for key in ("Input", "Result"):
+            slot = details.get(key)
+            if not isinstance(slot, dict) or STORED_IN not in slot:
+                continue
+            if slot[STORED_IN] == "execution":
+                value = execution_result
+            else:
+                op = operations.get(str(event.get("Id")))
+                getter = _OPERATION_PAYLOADS.get(str(event.get("EventType")))
+                value = (getter(op) or None) if op is not None and getter is not None else None
+            details[key] = {"Payload": value, "Truncated": bool(slot.get("Truncated", False))}
+    return events
+
+
 def error_payload(error: ErrorObject | dict[str, Any] | None) -> dict[str, Any]:
     if isinstance(error, ErrorObject):
         error = error.to_wire()

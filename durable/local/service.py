@@ -132,6 +132,16 @@ class _Batch:
                                  op_seq=self.op_seq, **execution_fields)
 
 
+def _has_stored_payloads(events: list[dict[str, Any]]) -> bool:
+    """Whether any Input/Result payload is kept in its operation row rather than in the event."""
+    for event in events:
+        details = event.get(f"{event.get('EventType')}Details")
+        if isinstance(details, dict) and any(isinstance(details.get(key), dict) and H.STORED_IN in details[key]
+                                             for key in ("Input", "Result")):
+            return True
+    return False
+
+
 def _op(row: OpRow) -> Operation:
     return Operation.model_validate_json(row.data)
 
@@ -177,7 +187,7 @@ class LocalService:
                              "timeout_at": now + timeout_seconds if timeout_seconds else None})
         tx.put_operations([OpRow(execution_id, execution_id, 1, 1, op.Type.value, op.Status.value, None, None,
                                  None, None, op.model_dump_json(exclude_none=True))])
-        details: dict[str, Any] = {"Input": H.payload(input_json)}
+        details: dict[str, Any] = {"Input": H.stored_payload(input_json, "operation")}
         if timeout_seconds:
             details["ExecutionTimeout"] = timeout_seconds
         started = H.with_details(H.base_event("ExecutionStarted", None, now), details)
@@ -193,9 +203,14 @@ class LocalService:
         return row
 
     def history(self, execution_id: str) -> list[dict[str, Any]]:
-        self.execution(execution_id)
+        """Events as GetDurableExecutionHistory returns them, payloads included."""
+        execution = self.execution(execution_id)
         with self.store.transaction(write=False) as tx:
-            return tx.events(execution_id)
+            events = tx.events(execution_id)
+            if not _has_stored_payloads(events):
+                return events
+            operations = {r.id: _op(r) for r in tx.operations(execution_id)}
+        return H.materialize(events, operations, execution.get("result"))
 
     def operations(self, execution_id: str) -> list[Operation]:
         self.execution(execution_id)
@@ -299,7 +314,8 @@ class LocalService:
         if status == ExecutionStatus.SUCCEEDED:
             if result == "" and execution.get("result"):
                 result = execution["result"]  # large result checkpointed through EXECUTION SUCCEED
-            event = H.with_details(H.base_event("ExecutionSucceeded", None, batch.now), {"Result": H.payload(result)})
+            event = H.with_details(H.base_event("ExecutionSucceeded", None, batch.now),
+                                   {"Result": H.stored_payload(result, "execution")})
         elif status == ExecutionStatus.STOPPED:
             event = H.with_details(H.base_event("ExecutionStopped", None, batch.now), {"Error": H.error_payload(error)})
         elif status == ExecutionStatus.TIMED_OUT:
@@ -334,7 +350,7 @@ class LocalService:
         details = ChainedInvokeDetails(Result=result if ok else None, Error=None if ok else error)
         batch.put(op.model_copy(update={"Status": outcome[0], "EndTimestamp": batch.now,
                                         "ChainedInvokeDetails": details}), row, due_at=None)
-        body = {"Result": H.payload(result)} if ok else {"Error": H.error_payload(error)}
+        body = {"Result": H.stored_payload(result, "operation")} if ok else {"Error": H.error_payload(error)}
         batch.event(H.with_details(H.base_event(outcome[1], op, batch.now), body))
         batch.flush(runnable=1, async_version=batch.version)
 
@@ -456,7 +472,8 @@ class LocalService:
                                                        Error=None if ok else update.Error))
                 batch.put(op, row)
                 if ok:
-                    body = {"Result": H.payload(update.Payload), "RetryDetails": {"CurrentAttempt": attempt}}
+                    body = {"Result": H.stored_payload(update.Payload, "operation"),
+                            "RetryDetails": {"CurrentAttempt": attempt}}
                     batch.event(H.with_details(H.base_event("StepSucceeded", update, now), body))
                 else:
                     body = {"Error": H.error_payload(update.Error), "RetryDetails": {"CurrentAttempt": attempt,
@@ -524,7 +541,7 @@ class LocalService:
                 batch.put(op, row)
                 if ok:
                     batch.event(H.with_details(H.base_event("ContextSucceeded", update, now),
-                                               {"Result": H.payload(update.Payload)}))
+                                               {"Result": H.stored_payload(update.Payload, "operation")}))
                 else:
                     batch.event(H.with_details(H.base_event("ContextFailed", update, now),
                                                {"Error": H.error_payload(update.Error)}))
@@ -560,7 +577,8 @@ class LocalService:
             op = current.model_copy(update={"Status": status, "EndTimestamp": now, "CallbackDetails": details})
             batch.put(op, row, due_at=None)
             if error is None:
-                batch.event(H.with_details(H.base_event("CallbackSucceeded", op, now), {"Result": H.payload(result)}))
+                batch.event(H.with_details(H.base_event("CallbackSucceeded", op, now),
+                                           {"Result": H.stored_payload(result, "operation")}))
             else:
                 batch.event(H.with_details(H.base_event("CallbackFailed", op, now), {"Error": H.error_payload(error)}))
             batch.flush(runnable=1, async_version=batch.version)

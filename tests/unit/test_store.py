@@ -96,3 +96,26 @@ def test_the_store_is_wal_with_the_durability_asked_for(tmp_path: Path, durabili
     default = LocalRuntime(tmp_path / "default.db")
     assert default.store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2
     default.close()
+
+
+def test_a_large_payload_is_stored_once_and_history_still_shows_it(tmp_path: Path) -> None:
+    """Step results, child results and inputs live in their operation row; the history event holds a
+    marker and is filled in on read, so the journal does not keep every payload twice."""
+    big = "x" * 5000
+
+    def handler(event: dict[str, Any], ctx: DurableContext) -> str:
+        value = ctx.step(lambda: big, name="big")
+        return ctx.run_in_child_context(lambda child: value + "!", name="child")
+
+    rt = LocalRuntime(tmp_path / "once.db", clock=VirtualClock())
+    execution_id = rt.start(handler, {"input": big})
+    rt.run_until_idle()
+    history = {e["EventType"]: e for e in rt.history(execution_id)}
+    assert history["StepSucceeded"]["StepSucceededDetails"]["Result"] == {"Payload": f'"{big}"', "Truncated": False}
+    assert history["ContextSucceeded"]["ContextSucceededDetails"]["Result"]["Payload"] == f'"{big}!"'
+    assert history["ExecutionStarted"]["ExecutionStartedDetails"]["Input"]["Payload"] == f'{{"input":"{big}"}}'
+    assert history["ExecutionSucceeded"]["ExecutionSucceededDetails"]["Result"]["Payload"] == f'"{big}!"'
+    rt.close()
+    with sqlite3.connect(tmp_path / "once.db") as conn:
+        stored_events = " ".join(row[0] for row in conn.execute("SELECT data FROM events"))
+    assert big not in stored_events  # each payload is kept once, in its operation or execution row
