@@ -103,6 +103,9 @@ class _Batch:
     def event(self, event: dict[str, Any]) -> None:
         self.event_seq += 1
         event["EventId"] = self.event_seq
+        row, op = self.rows.get(event.get("Id", "")), self.ops.get(event.get("Id", ""))
+        if row is not None and op is not None:
+            event = H.compact(event, row.seq, op)
         self.events.append((self.event_seq, event))
 
     def put(self, op: Operation, existing: OpRow | None, *, due_at: float | None = None,
@@ -192,7 +195,7 @@ class LocalService:
             details["ExecutionTimeout"] = timeout_seconds
         started = H.with_details(H.base_event("ExecutionStarted", None, now), details)
         started.update({"EventId": 1, "Id": execution_id, "Name": name})
-        tx.add_events(execution_id, [(1, started)])
+        tx.add_events(execution_id, [(1, H.compact(started, 1, op))])
 
     def execution(self, execution_id: str) -> dict[str, Any]:
         with self.store.transaction(write=False) as tx:
@@ -203,13 +206,16 @@ class LocalService:
         return row
 
     def history(self, execution_id: str) -> list[dict[str, Any]]:
-        """Events as GetDurableExecutionHistory returns them, payloads included."""
+        """Events as GetDurableExecutionHistory returns them: identities and payloads put back."""
         execution = self.execution(execution_id)
         with self.store.transaction(write=False) as tx:
             events = tx.events(execution_id)
-            if not _has_stored_payloads(events):
-                return events
-            operations = {r.id: _op(r) for r in tx.operations(execution_id)}
+            rows = tx.operations(execution_id)
+        operations = {r.id: _op(r) for r in rows}
+        by_seq = {r.seq: operations[r.id] for r in rows}
+        events = [H.expand(e, by_seq) for e in events]
+        if not _has_stored_payloads(events):
+            return events
         return H.materialize(events, operations, execution.get("result"))
 
     def operations(self, execution_id: str) -> list[Operation]:

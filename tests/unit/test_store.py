@@ -119,3 +119,28 @@ def test_a_large_payload_is_stored_once_and_history_still_shows_it(tmp_path: Pat
     with sqlite3.connect(tmp_path / "once.db") as conn:
         stored_events = " ".join(row[0] for row in conn.execute("SELECT data FROM events"))
     assert big not in stored_events  # each payload is kept once, in its operation or execution row
+
+
+def test_stored_events_name_their_operation_once_and_history_restores_it(tmp_path: Path) -> None:
+    """Events are stored with a reference to their operation row; the history API shows the full
+    identity (Id, Name, SubType, ParentId) exactly as the AWS shape has it."""
+
+    def handler(event: dict[str, Any], ctx: DurableContext) -> str:
+        return ctx.run_in_child_context(lambda child: child.step(lambda: "in", name="inner"), name="outer")
+
+    rt = LocalRuntime(tmp_path / "ref.db", clock=VirtualClock())
+    execution_id = rt.start(handler, {})
+    rt.run_until_idle()
+    ops = {op.Name: op for op in rt.operations(execution_id)}
+    history = rt.history(execution_id)
+    inner = [e for e in history if e.get("Name") == "inner"]
+    assert [e["EventType"] for e in inner] == ["StepStarted", "StepSucceeded"]
+    for event in inner:
+        assert (event["Id"], event["SubType"], event["ParentId"]) == (ops["inner"].Id, "Step", ops["outer"].Id)
+    started = history[0]
+    assert (started["EventType"], started["Id"], started["Name"]) == ("ExecutionStarted", execution_id, execution_id)
+    assert "SubType" not in started  # execution-level events carry no SubType
+    rt.close()
+    with sqlite3.connect(tmp_path / "ref.db") as conn:
+        stored = [row[0] for row in conn.execute("SELECT data FROM events")]
+    assert not any(ops["inner"].Id in data for data in stored)
