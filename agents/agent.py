@@ -117,6 +117,14 @@ class AgentResult:
         return self.ledger.total_cost
 
 
+def tools_hash(specs: Sequence[ToolSpec]) -> str | None:
+    """A stable digest of the tool schemas offered to the model (name, description, parameters)."""
+    if not specs:
+        return None
+    text = json.dumps([s.model_dump() for s in specs], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def prompt_hash(text: str | None) -> str | None:
     return None if text is None else hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -245,7 +253,7 @@ class Agent:
         def model_call() -> ModelResponse:
             ran.append(True)
             response = model.request(request, on_text=on_text)
-            return response.model_copy(update={"prompt_hash": expected_hash})
+            return response.model_copy(update={"prompt_hash": expected_hash, "tools_hash": tools_hash(request.tools)})
 
         response = ctx.step(model_call, name=f"{self.name}: model call {turn}",
                             config=StepConfig(retry=self.model_retry, sub_type=MODEL_CALL_SUBTYPE,

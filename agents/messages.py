@@ -72,6 +72,8 @@ class ModelResponse(BaseModel):
     """The model id that answered (provider:name)."""
     prompt_hash: str | None = None
     """Content hash of the rendered system prompt, recorded so that an edited prompt is noticed."""
+    tools_hash: str | None = None
+    """Content hash of the tool schemas the model was offered (for upgrade checks: what changed)."""
 
     @property
     def text(self) -> str:

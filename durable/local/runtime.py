@@ -8,6 +8,7 @@ until the next due timer (or until poked).
 from __future__ import annotations
 
 import builtins
+import hashlib
 import inspect
 import json
 import logging
@@ -55,6 +56,8 @@ class ExecutionInfo:
     ended_at: float | None
     invocations: int
     parent_execution: str | None = None
+    handler_version: str | None = None
+    """Content hash of the handler's source when the execution started (what code it began on)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -107,6 +110,17 @@ def handler_target(fn: Callable[..., Any]) -> str | None:
     except TypeError:
         return None
     return f"{Path(path).resolve()}:{attr}"
+
+
+def handler_version(fn: Callable[..., Any]) -> str | None:
+    """A content hash of the handler's module source, recorded with each execution so that the
+    code an execution started on can be told apart from the code now deployed."""
+    inner = fn.fn if isinstance(fn, DurableFunction) else fn
+    try:
+        source = inspect.getsource(inspect.getmodule(inner) or inner)
+    except (OSError, TypeError):
+        return None
+    return hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
 class LocalRuntime:
@@ -176,9 +190,11 @@ class LocalRuntime:
         except SerializationError as exc:
             raise UsageError(f"execution input must be JSON: {exc}") from None
         timeout_seconds = Duration.of(timeout).seconds if timeout is not None else None
+        version = handler_version(fn_or_name) if not isinstance(fn_or_name, str) else None
         execution_id, _ = self.service.start_execution(function=function, target=target, input_json=input_json,
                                                        execution_id=execution_id, name=name,
-                                                       timeout_seconds=timeout_seconds)
+                                                       timeout_seconds=timeout_seconds,
+                                                       info={"handler_version": version} if version else None)
         self._wake.set()
         return execution_id
 
@@ -380,7 +396,8 @@ def _info(row: dict[str, Any]) -> ExecutionInfo:
     return ExecutionInfo(id=row["id"], function=row["function"], name=row["name"], status=row["status"],
                          result=result, error=error, input=input_value, started_at=row["started_at"],
                          ended_at=row["ended_at"], invocations=row["invocations"],
-                         parent_execution=row.get("parent_execution"))
+                         parent_execution=row.get("parent_execution"),
+                         handler_version=(json.loads(row["info"]) if row.get("info") else {}).get("handler_version"))
 
 
 _ = sys

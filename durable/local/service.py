@@ -159,7 +159,8 @@ class LocalService:
     # -- executions ---------------------------------------------------------------------------
     def start_execution(self, *, function: str, target: str | None, input_json: str, execution_id: str | None,
                         name: str | None = None, parent: tuple[str, str] | None = None,
-                        tenant_id: str | None = None, timeout_seconds: int | None = None) -> tuple[str, bool]:
+                        tenant_id: str | None = None, timeout_seconds: int | None = None,
+                        info: dict[str, Any] | None = None) -> tuple[str, bool]:
         """Create an execution. Returns (id, created); an existing id with the same function and input
         is returned as is (idempotent start), a different one is a conflict."""
         execution_id = execution_id or uuid.uuid4().hex
@@ -173,12 +174,13 @@ class LocalService:
                 return execution_id, False
             self._insert_execution(tx, self.now(), function=function, target=target, input_json=input_json,
                                    execution_id=execution_id, name=name, parent=parent, tenant_id=tenant_id,
-                                   timeout_seconds=timeout_seconds)
+                                   timeout_seconds=timeout_seconds, info=info)
         return execution_id, True
 
     def _insert_execution(self, tx: Tx, now: float, *, function: str, target: str | None, input_json: str,
                           execution_id: str, name: str | None, parent: tuple[str, str] | None,
-                          tenant_id: str | None, timeout_seconds: int | None = None) -> None:
+                          tenant_id: str | None, timeout_seconds: int | None = None,
+                          info: dict[str, Any] | None = None) -> None:
         name = name or execution_id
         op = Operation(Id=execution_id, Name=name, Type=OperationType.EXECUTION, Status=OperationStatus.STARTED,
                        StartTimestamp=now, ExecutionDetails=ExecutionDetails(InputPayload=input_json))
@@ -187,7 +189,8 @@ class LocalService:
                              "version": 1, "event_seq": 1, "op_seq": 1, "runnable": 1,
                              "parent_execution": parent[0] if parent else None,
                              "parent_operation": parent[1] if parent else None, "tenant_id": tenant_id,
-                             "timeout_at": now + timeout_seconds if timeout_seconds else None})
+                             "timeout_at": now + timeout_seconds if timeout_seconds else None,
+                             "info": json.dumps(info) if info else None})
         tx.put_operations([OpRow(execution_id, execution_id, 1, 1, op.Type.value, op.Status.value, None, None,
                                  None, None, op.model_dump_json(exclude_none=True))])
         details: dict[str, Any] = {"Input": H.stored_payload(input_json, "operation")}
