@@ -593,6 +593,26 @@ def cmd_review(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_replay_check(args: argparse.Namespace) -> int:
+    """Replay waiting executions against the current code, without side effects; exit 1 on divergence."""
+    from .replay_check import replay_check
+
+    _import_cwd()
+    with _open(args) as runtime:
+        results = replay_check(runtime, args.ids or None)
+    if args.json:
+        _print_json([r.to_dict() for r in results])
+    elif not results:
+        print("no running executions to check")
+    else:
+        for r in results:
+            print(f"{'ok  ' if r.ok else 'FAIL'} {r.execution_id}  {r.function}: {r.detail}")
+    bad = [r for r in results if not r.ok]
+    if bad and not args.json:
+        print(f"{len(bad)} of {len(results)} execution(s) would not replay on this code", file=sys.stderr)
+    return EXIT_FAILED if bad else EXIT_OK
+
+
 def cmd_stop(args: argparse.Namespace) -> int:
     """Stop a running execution for good."""
     with _open(args) as runtime:
@@ -689,6 +709,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("callback_id", metavar="CALLBACK_ID")
     p.add_argument("--feedback", required=True, metavar="TEXT", help="why: the model reads this")
     p.add_argument("--reviewer", help="who answered (recorded with the answer)")
+
+    p = command("replay-check", cmd_replay_check,
+                "replay running executions against the current code (no side effects); exit 1 on divergence")
+    p.add_argument("ids", nargs="*", metavar="ID", help="only these executions (default: every running one)")
+    p.add_argument("--json", action="store_true", help="print JSON")
 
     p = command("stop", cmd_stop, "stop a running execution")
     p.add_argument("id", metavar="ID")

@@ -142,6 +142,15 @@ class CallbackNotFoundError(StoreError):
     """The callback id is unknown or the callback has already completed."""
 
 
+class ReplayFrontier(BaseException):  # noqa: N818 - a signal, not an error
+    """A read-only replay (``duragent replay-check``) reached work history does not hold yet. Not an
+    Exception, so user code cannot swallow it."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
 class SuspendExecution(BaseException):  # noqa: N818 - a signal, not an error
     """Raised to end the invocation with PENDING. Not an Exception on purpose."""
 

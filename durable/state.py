@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .backend import DurableService
-from .errors import SuspendExecution
+from .errors import ReplayFrontier, SuspendExecution
 from .model import MAX_BATCH_BYTES, MAX_BATCH_UPDATES, Operation, OperationUpdate
 
 log = logging.getLogger("durable.state")
@@ -35,6 +35,8 @@ class ExecutionState:
         self.service = service
         self.now = now
         self.hooks = hooks
+        self.read_only = False
+        """Set by replay-check: any write, or any step body about to run, ends the replay there."""
         self._pending: list[OperationUpdate] = []
         self._lock = threading.RLock()
         self.checkpoint_calls = 0
@@ -47,9 +49,18 @@ class ExecutionState:
     def get(self, op_id: str) -> Operation | None:
         return self.operations.get(op_id)
 
+    def guard_read_only(self, update: OperationUpdate | None = None, what: str | None = None) -> None:
+        """In a read-only replay, stop where the code would write (or run a step body) again."""
+        if not self.read_only:
+            return
+        if what is None and update is not None:
+            what = f"{update.Action.value} {update.Type.value} {update.Name or update.Id[:12]!r}"
+        raise ReplayFrontier(what or "new work")
+
     def enqueue(self, update: OperationUpdate, flush_after: float | None = START_FLUSH_DELAY) -> None:
         """Queue an update that may ride with the next sync checkpoint (or, if none comes within
         ``flush_after`` seconds, is flushed in the background)."""
+        self.guard_read_only(update)
         with self._lock:
             self._pending.append(update)
         if flush_after is not None:
@@ -93,6 +104,8 @@ class ExecutionState:
 
     def checkpoint(self, *updates: OperationUpdate) -> None:
         """Persist ``updates`` (and everything queued) before returning."""
+        for update in updates:
+            self.guard_read_only(update)
         with self._lock:
             self._pending.extend(updates)
             self.flush()

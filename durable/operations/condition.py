@@ -93,6 +93,7 @@ def wait_for_condition(ctx: DurableContext, check: Callable[[Any, StepContext], 
                            logger=ctx.logger.with_fields(operationId=op_id, operationName=name, attempt=attempt))
     if state.hooks is not None:  # each poll is one attempt of the STEP operation
         state.hooks.attempt_start(op_id, name, attempt)
+    state.guard_read_only(what=f"poll wait_for_condition {name or op_id!r} again")
     token = CURRENT_STEP.set(step_ctx)
     try:
         new_state = check(current, step_ctx)

@@ -75,6 +75,7 @@ def run_step(ctx: DurableContext, fn: Callable[..., Any], args: tuple[Any, ...],
         state.hooks.attempt_start(op_id, name, attempt)
     step_ctx = StepContext(attempt=attempt, operation_id=op_id, name=name,
                            logger=ctx.logger.with_fields(operationId=op_id, operationName=name, attempt=attempt))
+    state.guard_read_only(what=f"run step {name or op_id!r} again (it was interrupted)")
     token = CURRENT_STEP.set(step_ctx)
     try:
         result = fn(*args, **kwargs)
