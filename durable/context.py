@@ -39,6 +39,8 @@ from .state import ExecutionState
 T = TypeVar("T")
 
 _NO_RETRY = StepConfig(retry=RetryPolicy.no_retry())
+PATCH_SUBTYPE = "Patch"
+_PATCH_CONFIG = StepConfig(retry=RetryPolicy.no_retry(), sub_type=PATCH_SUBTYPE)
 
 
 def _default_name(fn: Callable[..., Any]) -> str | None:
@@ -178,6 +180,24 @@ class DurableContext:
         hooks.operation_end(_with_status(info, OperationStatus.SUCCEEDED.value))
         return result
 
+    def patched(self, change_id: str) -> bool:
+        """Branch on a deliberate code change without breaking executions already in flight.
+
+        ``if ctx.patched("use-new-pricing"): new() else: old()``. Executions that reach this point
+        for the first time take the new path, and a marker records that they did; executions whose
+        history already holds something else at this position took the old path before the change
+        existed, and keep taking it (the marker takes no position in their history).
+        """
+        forbid_inside_step("patched")
+        marker = f"patch:{change_id}"
+        with self._lock:
+            next_id = operation_id(self._counter + 1, self._prefix)
+        recorded = self.state.get(next_id)
+        if recorded is not None and not (recorded.SubType == PATCH_SUBTYPE and recorded.Name == marker):
+            return False
+        self.step(_patch_marker, name=marker, config=_PATCH_CONFIG)
+        return True
+
     # -- replay-safe stand-ins for the clock and randomness --------------------------------------
     def now(self) -> float:
         """Epoch seconds, recorded once: the same value on every replay."""
@@ -199,6 +219,10 @@ def _with_status(info: OperationInfo, status: str) -> OperationInfo:
     from dataclasses import replace
 
     return replace(info, status=status)
+
+
+def _patch_marker() -> bool:
+    return True
 
 
 def _uuid4_text() -> str:
