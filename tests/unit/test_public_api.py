@@ -1,0 +1,56 @@
+"""The public surface is a contract (ARCHITECTURE.md §3): these names must stay importable, and
+each package's ``__all__`` must list exactly what it exports."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+import pytest
+
+CONTRACT = {
+    "durable": ["durable_function", "DurableContext", "Duration", "StepConfig", "StepSemantics", "RetryPolicy",
+                "CallbackConfig", "ParallelConfig", "MapConfig", "CompletionConfig", "NestingType", "BatchResult",
+                "LocalRuntime", "InvokeConfig", "step_context", "NonDeterministicExecutionError"],
+    "durable.aws": ["lambda_handler"],
+    "agents": ["Agent", "AgentResult", "ask_human"],
+    "tools": ["tool", "Tool"],
+    "prompts": ["load", "render"],
+}
+
+
+@pytest.mark.parametrize("module_name", sorted(CONTRACT))
+def test_the_contract_names_are_exported(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    missing = [name for name in CONTRACT[module_name] if not hasattr(module, name)]
+    assert not missing, f"{module_name} lost public names {missing}"
+    assert set(CONTRACT[module_name]) <= set(module.__all__)
+
+
+@pytest.mark.parametrize("module_name", ["durable", "agents", "tools", "prompts", "durable.aws"])
+def test_all_lists_what_the_package_exports(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    assert sorted(set(module.__all__)) == sorted(module.__all__), "duplicates in __all__"
+    for name in module.__all__:
+        assert hasattr(module, name), f"{module_name}.__all__ names {name!r}, which does not exist"
+
+
+def test_the_context_has_every_operation_of_the_contract() -> None:
+    from durable import DurableContext
+
+    for method in ("step", "wait", "create_callback", "wait_for_callback", "run_in_child_context", "parallel",
+                   "map", "wait_for_condition", "invoke", "now", "random", "uuid4", "patched"):
+        assert inspect.isfunction(getattr(DurableContext, method)), method
+
+
+def test_every_durable_exception_is_exported() -> None:
+    import durable
+    from durable import errors
+
+    classes = [c for _, c in inspect.getmembers(errors, inspect.isclass)
+               if issubclass(c, errors.DurableError) and c.__module__ == errors.__name__]
+    public = {"DurableError", "UsageError", "NonDeterministicExecutionError", "DurableOperationError", "StepError",
+              "StepInterruptedError", "ChildContextError", "CallbackError", "CallbackTimeoutError",
+              "WaitForConditionError", "InvokeError", "SerializationError"}
+    assert public <= {c.__name__ for c in classes}
+    assert public <= set(durable.__all__)
