@@ -10,16 +10,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import secrets
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ..backend import CheckpointResponse, InvocationInput, StateResponse
 from ..errors import (
     CallbackNotFoundError,
-    CheckpointError,
     ExecutionConflictError,
     ExecutionNotFoundError,
     InvalidCheckpointTokenError,
@@ -28,7 +26,6 @@ from ..errors import (
 from ..model import (
     CallbackDetails,
     ChainedInvokeDetails,
-    ContextDetails,
     ErrorObject,
     ExecutionDetails,
     ExecutionStatus,
@@ -39,20 +36,12 @@ from ..model import (
     OperationStatus,
     OperationType,
     OperationUpdate,
-    StepDetails,
-    WaitDetails,
 )
 from . import history as H
 from .store import OpRow, Store, Tx
-
-_ALLOWED = {
-    OperationType.STEP: {OperationAction.START, OperationAction.SUCCEED, OperationAction.FAIL, OperationAction.RETRY},
-    OperationType.CONTEXT: {OperationAction.START, OperationAction.SUCCEED, OperationAction.FAIL},
-    OperationType.WAIT: {OperationAction.START, OperationAction.CANCEL},
-    OperationType.CALLBACK: {OperationAction.START},
-    OperationType.CHAINED_INVOKE: {OperationAction.START},
-    OperationType.EXECUTION: {OperationAction.SUCCEED, OperationAction.FAIL},
-}
+from .transitions import apply_update, callback_due
+from .validation import validate_batch
+from .writes import Batch, has_stored_payloads, load_operation
 
 
 def encode_token(execution_id: str, seq: int, version: int) -> str:
@@ -84,69 +73,6 @@ class Invocation:
     target: str | None
     input: InvocationInput
     started_at: float
-
-
-class _Batch:
-    """The effects of one checkpoint batch, written in one go at the end."""
-
-    def __init__(self, tx: Tx, execution: dict[str, Any], now: float) -> None:
-        self.tx = tx
-        self.execution = execution
-        self.now = now
-        self.version = int(execution["version"]) + 1
-        self.event_seq = int(execution["event_seq"])
-        self.op_seq = int(execution["op_seq"])
-        self.events: list[tuple[int, dict[str, Any]]] = []
-        self.rows: dict[str, OpRow] = {}
-        self.ops: dict[str, Operation] = {}
-
-    def event(self, event: dict[str, Any]) -> None:
-        self.event_seq += 1
-        event["EventId"] = self.event_seq
-        row, op = self.rows.get(event.get("Id", "")), self.ops.get(event.get("Id", ""))
-        if row is not None and op is not None:
-            event = H.compact(event, row.seq, op)
-        self.events.append((self.event_seq, event))
-
-    def put(self, op: Operation, existing: OpRow | None, *, due_at: float | None = None,
-            callback_id: str | None = None, timeout_at: float | None = None,
-            heartbeat_seconds: int | None = None) -> OpRow:
-        if existing is None:
-            self.op_seq += 1
-        row = OpRow(self.execution["id"], op.Id, existing.seq if existing else self.op_seq, self.version,
-                    op.Type.value, op.Status.value, due_at,
-                    callback_id if callback_id is not None else (existing.callback_id if existing else None),
-                    timeout_at if timeout_at is not None else (existing.timeout_at if existing else None),
-                    heartbeat_seconds if heartbeat_seconds is not None else
-                    (existing.heartbeat_seconds if existing else None),
-                    "")  # serialized once, at flush: a START replaced by its SUCCEED is never encoded
-        self.rows[op.Id] = row
-        self.ops[op.Id] = op
-        return row
-
-    def flush(self, **execution_fields: Any) -> None:
-        if self.rows:
-            for row in self.rows.values():
-                row.data = self.ops[row.id].model_dump_json(exclude_none=True)
-            self.tx.put_operations(list(self.rows.values()))
-        if self.events:
-            self.tx.add_events(self.execution["id"], self.events)
-        self.tx.update_execution(self.execution["id"], version=self.version, event_seq=self.event_seq,
-                                 op_seq=self.op_seq, **execution_fields)
-
-
-def _has_stored_payloads(events: list[dict[str, Any]]) -> bool:
-    """Whether any Input/Result payload is kept in its operation row rather than in the event."""
-    for event in events:
-        details = event.get(f"{event.get('EventType')}Details")
-        if isinstance(details, dict) and any(isinstance(details.get(key), dict) and H.STORED_IN in details[key]
-                                             for key in ("Input", "Result")):
-            return True
-    return False
-
-
-def _op(row: OpRow) -> Operation:
-    return Operation.model_validate_json(row.data)
 
 
 class LocalService:
@@ -214,17 +140,17 @@ class LocalService:
         with self.store.transaction(write=False) as tx:
             events = tx.events(execution_id)
             rows = tx.operations(execution_id)
-        operations = {r.id: _op(r) for r in rows}
+        operations = {r.id: load_operation(r) for r in rows}
         by_seq = {r.seq: operations[r.id] for r in rows}
         events = [H.expand(e, by_seq) for e in events]
-        if not _has_stored_payloads(events):
+        if not has_stored_payloads(events):
             return events
         return H.materialize(events, operations, execution.get("result"))
 
     def operations(self, execution_id: str) -> list[Operation]:
         self.execution(execution_id)
         with self.store.transaction(write=False) as tx:
-            return [_op(r) for r in tx.operations(execution_id)]
+            return [load_operation(r) for r in tx.operations(execution_id)]
 
     def list_executions(self, **filters: Any) -> list[dict[str, Any]]:
         with self.store.transaction(write=False) as tx:
@@ -234,7 +160,7 @@ class LocalService:
         """(execution id, operation, callback id) for every callback awaiting an answer."""
         with self.store.transaction(write=False) as tx:
             rows = tx.pending_callbacks()
-        return [(r.execution_id, _op(r), r.callback_id or "") for r in rows]
+        return [(r.execution_id, load_operation(r), r.callback_id or "") for r in rows]
 
     # -- invocations --------------------------------------------------------------------------
     def claim(self, owner: str, lease_seconds: float) -> Invocation | None:
@@ -249,7 +175,7 @@ class LocalService:
     def _begin(self, tx: Tx, execution_id: str, now: float) -> Invocation:
         execution = tx.execution(execution_id)
         assert execution is not None
-        batch = _Batch(tx, execution, now)
+        batch = Batch(tx, execution, now)
         if execution["invocation_id"]:
             # The previous invocation never reported back: its process died.
             crash = H.with_details(H.base_event("InvocationCompleted", None, now), {
@@ -260,7 +186,7 @@ class LocalService:
             batch.event(crash)
         invocation_id = uuid.uuid4().hex
         seq = int(execution["token_seq"]) + 1
-        operations = [_op(r) for r in tx.operations(execution_id)]
+        operations = [load_operation(r) for r in tx.operations(execution_id)]
         batch.flush(token_seq=seq, runnable=0, invocation_id=invocation_id, invocation_started=now,
                     invocations=int(execution["invocations"]) + 1, async_version=0)
         token = encode_token(execution_id, seq, batch.version)
@@ -290,7 +216,7 @@ class LocalService:
             execution = tx.execution(invocation.execution_id)
             if execution is None or execution["invocation_id"] != invocation.invocation_id:
                 return  # a zombie: someone else took over; its report is void
-            batch = _Batch(tx, execution, now)
+            batch = Batch(tx, execution, now)
             batch.version -= 1  # no operation changes here
             done = H.with_details(H.base_event("InvocationCompleted", None, now), {
                 "StartTimestamp": invocation.started_at, "EndTimestamp": now, "RequestId": invocation.invocation_id})
@@ -317,7 +243,7 @@ class LocalService:
     def _has_pending_work(self, tx: Tx, execution_id: str) -> bool:
         return tx.has_pending_work(execution_id)
 
-    def _finish(self, batch: _Batch, status: ExecutionStatus, *, result: str | None = None,
+    def _finish(self, batch: Batch, status: ExecutionStatus, *, result: str | None = None,
                 error: ErrorObject | None = None, fields: dict[str, Any]) -> None:
         execution = batch.execution
         if status == ExecutionStatus.SUCCEEDED:
@@ -349,8 +275,8 @@ class LocalService:
         row = tx.operations_by_id(parent["id"], [execution["parent_operation"]]).get(execution["parent_operation"])
         if row is None or row.status != OperationStatus.STARTED.value:
             return
-        batch = _Batch(tx, parent, self.now())
-        op = _op(row)
+        batch = Batch(tx, parent, self.now())
+        op = load_operation(row)
         outcome = {ExecutionStatus.SUCCEEDED: (OperationStatus.SUCCEEDED, "ChainedInvokeSucceeded"),
                    ExecutionStatus.FAILED: (OperationStatus.FAILED, "ChainedInvokeFailed"),
                    ExecutionStatus.TIMED_OUT: (OperationStatus.TIMED_OUT, "ChainedInvokeTimedOut"),
@@ -363,7 +289,7 @@ class LocalService:
         batch.event(H.with_details(H.base_event(outcome[1], op, batch.now), body))
         batch.flush(runnable=1, async_version=batch.version)
 
-    def _start_chained_invoke(self, batch: _Batch, update: OperationUpdate, row: OpRow | None) -> None:
+    def _start_chained_invoke(self, batch: Batch, update: OperationUpdate, row: OpRow | None) -> None:
         """Start the target as an execution of its own in this store (its own history, listed by
         ``duragent list``); the caller's operation completes when it finishes."""
         assert update.ChainedInvokeOptions is not None
@@ -406,7 +332,7 @@ class LocalService:
             if execution["status"] != ExecutionStatus.RUNNING.value:
                 raise UsageError(f"execution {execution_id} is already {execution['status']}; only a RUNNING "
                                  "execution can be stopped")
-            batch = _Batch(tx, execution, now)
+            batch = Batch(tx, execution, now)
             batch.version -= 1
             self._finish(batch, ExecutionStatus.STOPPED,
                          error=error or ErrorObject(ErrorType="ExecutionStopped", ErrorMessage="stopped by request"),
@@ -416,7 +342,7 @@ class LocalService:
     def get_state(self, arn: str, token: str, marker: str | None) -> StateResponse:
         execution_id, _, _ = decode_token(token)
         with self.store.transaction(write=False) as tx:
-            return StateResponse([_op(r) for r in tx.operations(execution_id)], None)
+            return StateResponse([load_operation(r) for r in tx.operations(execution_id)], None)
 
     def checkpoint(self, arn: str, token: str, updates: list[OperationUpdate]) -> CheckpointResponse:
         execution_id, seq, seen_version = decode_token(token)
@@ -429,10 +355,10 @@ class LocalService:
                     execution["status"] != ExecutionStatus.RUNNING.value:
                 raise InvalidCheckpointTokenError(
                     "Invalid checkpoint token: a newer invocation owns this execution, or it has ended")
-            batch = _Batch(tx, execution, now)
+            batch = Batch(tx, execution, now)
             wanted = {u.Id for u in updates} | {u.ParentId for u in updates if u.ParentId}
             existing = tx.operations_by_id(execution_id, sorted(wanted))
-            _validate_batch(updates, existing)
+            validate_batch(updates, existing)
             ended = False
             for update in updates:
                 if update.Type == OperationType.EXECUTION:
@@ -440,122 +366,22 @@ class LocalService:
                     self._execution_update(batch, update)
                     break
                 row = batch.rows.get(update.Id) or existing.get(update.Id)
-                self._apply(batch, update, row)
+                apply_update(batch, update, row, self._start_chained_invoke)
             if ended:
                 return CheckpointResponse(token=None, operations=[])
             changed = list(batch.ops.values())
             if int(execution["async_version"]) > seen_version:
                 seen = {op.Id for op in changed}
-                changed.extend(_op(r) for r in tx.operations_since(execution_id, seen_version) if r.id not in seen)
+                changed.extend(load_operation(r) for r in tx.operations_since(execution_id, seen_version) if r.id not in seen)
             batch.flush(token_seq=seq + 1)
             return CheckpointResponse(token=encode_token(execution_id, seq + 1, batch.version), operations=changed)
 
-    def _execution_update(self, batch: _Batch, update: OperationUpdate) -> None:
+    def _execution_update(self, batch: Batch, update: OperationUpdate) -> None:
         fields = {"invocation_id": batch.execution["invocation_id"]}
         if update.Action == OperationAction.SUCCEED:
             self._finish(batch, ExecutionStatus.SUCCEEDED, result=update.Payload, fields=fields)
         else:
             self._finish(batch, ExecutionStatus.FAILED, error=update.Error or ErrorObject(), fields=fields)
-
-    def _apply(self, batch: _Batch, update: OperationUpdate, row: OpRow | None) -> None:
-        now = batch.now
-        current = batch.ops.get(update.Id) or (_op(row) if row is not None else None)
-        action = update.Action
-        kind = update.Type
-        base: dict[str, Any] = dict(Id=update.Id, ParentId=update.ParentId, Name=update.Name, Type=kind, SubType=update.SubType)
-        if kind == OperationType.STEP:
-            details = current.StepDetails if current and current.StepDetails else StepDetails(Attempt=0)
-            start = current.StartTimestamp if current else now
-            if action == OperationAction.START:
-                op = Operation(**base, Status=OperationStatus.STARTED, StartTimestamp=start,
-                               StepDetails=StepDetails(Attempt=details.Attempt, Result=details.Result,
-                                                       Error=details.Error))
-                batch.put(op, row)
-                batch.event(H.with_details(H.base_event("StepStarted", update, now), {}))
-            elif action in (OperationAction.SUCCEED, OperationAction.FAIL):
-                attempt = details.Attempt + 1
-                ok = action == OperationAction.SUCCEED
-                op = Operation(**base, Status=OperationStatus.SUCCEEDED if ok else OperationStatus.FAILED,
-                               StartTimestamp=start, EndTimestamp=now,
-                               StepDetails=StepDetails(Attempt=attempt, Result=update.Payload if ok else None,
-                                                       Error=None if ok else update.Error))
-                batch.put(op, row)
-                if ok:
-                    body = {"Result": H.stored_payload(update.Payload, "operation"),
-                            "RetryDetails": {"CurrentAttempt": attempt}}
-                    batch.event(H.with_details(H.base_event("StepSucceeded", update, now), body))
-                else:
-                    body = {"Error": H.error_payload(update.Error), "RetryDetails": {"CurrentAttempt": attempt,
-                                                                                   "NextAttemptDelaySeconds": 0}}
-                    batch.event(H.with_details(H.base_event("StepFailed", update, now), body))
-            else:  # RETRY
-                attempt = details.Attempt + 1
-                delay = int(update.StepOptions.NextAttemptDelaySeconds or 1) if update.StepOptions else 1
-                due = now + delay
-                op = Operation(**base, Status=OperationStatus.PENDING, StartTimestamp=start,
-                               StepDetails=StepDetails(Attempt=attempt, NextAttemptTimestamp=due,
-                                                       Result=update.Payload, Error=update.Error))
-                batch.put(op, row, due_at=due)
-                retry = {"CurrentAttempt": attempt, "NextAttemptDelaySeconds": delay}
-                if update.Error is not None:
-                    body = {"Error": H.error_payload(update.Error), "RetryDetails": retry}
-                    batch.event(H.with_details(H.base_event("StepFailed", update, now), body))
-                else:
-                    body = {"Result": H.payload(update.Payload), "RetryDetails": retry}
-                    batch.event(H.with_details(H.base_event("StepSucceeded", update, now), body))
-        elif kind == OperationType.WAIT:
-            if action == OperationAction.START:
-                seconds = update.WaitOptions.WaitSeconds if update.WaitOptions else 1
-                due = now + seconds
-                op = Operation(**base, Status=OperationStatus.STARTED, StartTimestamp=now,
-                               WaitDetails=WaitDetails(ScheduledEndTimestamp=due))
-                batch.put(op, row, due_at=due)
-                batch.event(H.with_details(H.base_event("WaitStarted", update, now),
-                                           {"Duration": seconds, "ScheduledEndTimestamp": due}))
-            else:  # CANCEL
-                assert current is not None
-                op = current.model_copy(update={"Status": OperationStatus.CANCELLED, "EndTimestamp": now})
-                batch.put(op, row, due_at=None)
-                batch.event(H.with_details(H.base_event("WaitCancelled", update, now), {}))
-        elif kind == OperationType.CALLBACK:
-            options = update.CallbackOptions
-            timeout = options.TimeoutSeconds if options else 0
-            heartbeat = options.HeartbeatTimeoutSeconds if options else 0
-            callback_id = _new_callback_id(batch.execution["id"], update.Id)
-            timeout_at = now + timeout if timeout else None
-            op = Operation(**base, Status=OperationStatus.STARTED, StartTimestamp=now,
-                           CallbackDetails=CallbackDetails(CallbackId=callback_id))
-            batch.put(op, row, due_at=_callback_due(timeout_at, heartbeat, now), callback_id=callback_id,
-                      timeout_at=timeout_at, heartbeat_seconds=heartbeat or None)
-            started: dict[str, Any] = {"CallbackId": callback_id}
-            if timeout:
-                started["Timeout"] = timeout
-            if heartbeat:
-                started["HeartbeatTimeout"] = heartbeat
-            batch.event(H.with_details(H.base_event("CallbackStarted", update, now), started))
-        elif kind == OperationType.CONTEXT:
-            if action == OperationAction.START:
-                op = Operation(**base, Status=OperationStatus.STARTED, StartTimestamp=now,
-                               ContextDetails=ContextDetails())
-                batch.put(op, row)
-                batch.event(H.with_details(H.base_event("ContextStarted", update, now), {}))
-            else:
-                ok = action == OperationAction.SUCCEED
-                replay = bool(update.ContextOptions and update.ContextOptions.ReplayChildren)
-                op = Operation(**base, Status=OperationStatus.SUCCEEDED if ok else OperationStatus.FAILED,
-                               StartTimestamp=current.StartTimestamp if current else now, EndTimestamp=now,
-                               ContextDetails=ContextDetails(ReplayChildren=replay or None,
-                                                             Result=update.Payload if ok else None,
-                                                             Error=None if ok else update.Error))
-                batch.put(op, row)
-                if ok:
-                    batch.event(H.with_details(H.base_event("ContextSucceeded", update, now),
-                                               {"Result": H.stored_payload(update.Payload, "operation")}))
-                else:
-                    batch.event(H.with_details(H.base_event("ContextFailed", update, now),
-                                               {"Error": H.error_payload(update.Error)}))
-        elif kind == OperationType.CHAINED_INVOKE:
-            self._start_chained_invoke(batch, update, row)
 
     # -- the outside world --------------------------------------------------------------------
     def _callback_row(self, tx: Tx, callback_id: str) -> OpRow:
@@ -579,8 +405,8 @@ class LocalService:
             if execution["status"] != ExecutionStatus.RUNNING.value:
                 raise CallbackNotFoundError(f"callback {callback_id[:24]}… belongs to execution "
                                             f"{row.execution_id}, which is {execution['status']}")
-            batch = _Batch(tx, execution, now)
-            current = _op(row)
+            batch = Batch(tx, execution, now)
+            current = load_operation(row)
             details = CallbackDetails(CallbackId=callback_id, Result=result if error is None else None, Error=error)
             status = OperationStatus.SUCCEEDED if error is None else OperationStatus.FAILED
             op = current.model_copy(update={"Status": status, "EndTimestamp": now, "CallbackDetails": details})
@@ -598,7 +424,7 @@ class LocalService:
         with self.store.transaction() as tx:
             row = self._callback_row(tx, callback_id)
             if row.heartbeat_seconds:
-                row.due_at = _callback_due(row.timeout_at, row.heartbeat_seconds, now)
+                row.due_at = callback_due(row.timeout_at, row.heartbeat_seconds, now)
                 tx.put_operations([row])
             return row.execution_id
 
@@ -620,7 +446,7 @@ class LocalService:
                 if execution is None or execution["status"] != ExecutionStatus.RUNNING.value:
                     tx.clear_due(execution_id)
                     continue
-                batch = _Batch(tx, execution, now)
+                batch = Batch(tx, execution, now)
                 for row in op_rows:
                     self._fire(batch, row)
                     fired += 1
@@ -628,7 +454,7 @@ class LocalService:
             for execution_id in tx.timed_out_executions(now):
                 execution = tx.execution(execution_id)
                 assert execution is not None
-                batch = _Batch(tx, execution, now)
+                batch = Batch(tx, execution, now)
                 batch.version -= 1
                 error = ErrorObject(ErrorType="Execution.TimedOut",
                                     ErrorMessage="the execution ran past its timeout")
@@ -637,8 +463,8 @@ class LocalService:
                 fired += 1
         return fired
 
-    def _fire(self, batch: _Batch, row: OpRow) -> None:
-        op = _op(row)
+    def _fire(self, batch: Batch, row: OpRow) -> None:
+        op = load_operation(row)
         now = batch.now
         if op.Type == OperationType.WAIT and op.Status == OperationStatus.STARTED:
             done = op.model_copy(update={"Status": OperationStatus.SUCCEEDED, "EndTimestamp": now})
@@ -669,68 +495,3 @@ class LocalService:
     def runnable_count(self) -> int:
         with self.store.transaction(write=False) as tx:
             return tx.runnable_count(self.now())
-
-
-def _callback_due(timeout_at: float | None, heartbeat: int | None, now: float) -> float | None:
-    candidates = [t for t in (timeout_at, now + heartbeat if heartbeat else None) if t is not None]
-    return min(candidates) if candidates else None
-
-
-def _new_callback_id(execution_id: str, op_id: str) -> str:
-    raw = json.dumps({"e": execution_id, "o": op_id, "n": secrets.token_hex(8)}, separators=(",", ":"))
-    return base64.b64encode(raw.encode()).decode()
-
-
-def _validate_batch(updates: Sequence[OperationUpdate], existing: dict[str, OpRow]) -> None:
-    """The service's validity rules: refuse the whole batch before writing anything."""
-    seen: dict[str, OperationAction] = {}
-    started_contexts: set[str] = set()
-    for index, update in enumerate(updates):
-        where = f"update #{index + 1} ({update.Type.value} {update.Action.value} {update.Id[:12]}…)"
-        if update.Action not in _ALLOWED[update.Type]:
-            raise CheckpointError(f"{where}: action {update.Action.value} is not allowed for {update.Type.value}")
-        if update.Type == OperationType.EXECUTION and index != len(updates) - 1:
-            raise CheckpointError(f"{where}: an EXECUTION update must be the last of its batch")
-        if update.Id in seen:
-            if not (seen[update.Id] == OperationAction.START and update.Action != OperationAction.START
-                    and update.Type in (OperationType.STEP, OperationType.CONTEXT)):
-                raise CheckpointError(f"{where}: the same operation appears twice in one batch")
-        if update.ParentId and update.ParentId not in started_contexts:
-            parent = existing.get(update.ParentId)
-            if parent is None or parent.type != OperationType.CONTEXT.value:
-                raise CheckpointError(f"{where}: ParentId does not name a CONTEXT operation")
-        row = existing.get(update.Id)
-        if row is not None and update.Type != OperationType.EXECUTION and update.Id not in seen:
-            current = _op(row)
-            for key in ("Type", "SubType", "Name", "ParentId"):
-                if getattr(current, key) != getattr(update, key):
-                    raise CheckpointError(f"{where}: Inconsistent operation {key} "
-                                          f"({getattr(current, key)!r} stored, {getattr(update, key)!r} sent)")
-            _check_transition(where, update, current.Status)
-        if update.Type == OperationType.STEP and update.Action == OperationAction.RETRY and update.StepOptions is None:
-            raise CheckpointError(f"{where}: RETRY requires StepOptions")
-        if update.Action == OperationAction.FAIL and update.Payload is not None:
-            raise CheckpointError(f"{where}: FAIL must not carry a Payload")
-        if update.Action == OperationAction.SUCCEED and update.Error is not None:
-            raise CheckpointError(f"{where}: SUCCEED must not carry an Error")
-        if update.Type == OperationType.CONTEXT and update.Action == OperationAction.START:
-            started_contexts.add(update.Id)
-        seen[update.Id] = update.Action
-
-
-def _check_transition(where: str, update: OperationUpdate, status: OperationStatus) -> None:
-    kind, action = update.Type, update.Action
-    ok = True
-    if kind == OperationType.STEP:
-        if action == OperationAction.START:
-            ok = status == OperationStatus.READY
-        else:
-            ok = status in (OperationStatus.STARTED, OperationStatus.READY)
-    elif kind == OperationType.CONTEXT:
-        ok = action != OperationAction.START and status == OperationStatus.STARTED
-    elif kind == OperationType.WAIT:
-        ok = action == OperationAction.CANCEL and status == OperationStatus.STARTED
-    elif kind in (OperationType.CALLBACK, OperationType.CHAINED_INVOKE):
-        ok = False
-    if not ok:
-        raise CheckpointError(f"{where}: cannot {action.value} an operation that is {status.value}")

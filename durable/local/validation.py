@@ -1,0 +1,74 @@
+"""The service's validity rules for a checkpoint batch (PROTOCOL.md §2): a batch is refused whole,
+before anything is written, with a message naming the update and the rule."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..errors import CheckpointError
+from ..model import Operation, OperationAction, OperationStatus, OperationType, OperationUpdate
+from .store import OpRow
+
+ALLOWED = {
+    OperationType.STEP: {OperationAction.START, OperationAction.SUCCEED, OperationAction.FAIL, OperationAction.RETRY},
+    OperationType.CONTEXT: {OperationAction.START, OperationAction.SUCCEED, OperationAction.FAIL},
+    OperationType.WAIT: {OperationAction.START, OperationAction.CANCEL},
+    OperationType.CALLBACK: {OperationAction.START},
+    OperationType.CHAINED_INVOKE: {OperationAction.START},
+    OperationType.EXECUTION: {OperationAction.SUCCEED, OperationAction.FAIL},
+}
+
+
+def validate_batch(updates: Sequence[OperationUpdate], existing: dict[str, OpRow]) -> None:
+    """The service's validity rules: refuse the whole batch before writing anything."""
+    seen: dict[str, OperationAction] = {}
+    started_contexts: set[str] = set()
+    for index, update in enumerate(updates):
+        where = f"update #{index + 1} ({update.Type.value} {update.Action.value} {update.Id[:12]}…)"
+        if update.Action not in ALLOWED[update.Type]:
+            raise CheckpointError(f"{where}: action {update.Action.value} is not allowed for {update.Type.value}")
+        if update.Type == OperationType.EXECUTION and index != len(updates) - 1:
+            raise CheckpointError(f"{where}: an EXECUTION update must be the last of its batch")
+        if update.Id in seen:
+            if not (seen[update.Id] == OperationAction.START and update.Action != OperationAction.START
+                    and update.Type in (OperationType.STEP, OperationType.CONTEXT)):
+                raise CheckpointError(f"{where}: the same operation appears twice in one batch")
+        if update.ParentId and update.ParentId not in started_contexts:
+            parent = existing.get(update.ParentId)
+            if parent is None or parent.type != OperationType.CONTEXT.value:
+                raise CheckpointError(f"{where}: ParentId does not name a CONTEXT operation")
+        row = existing.get(update.Id)
+        if row is not None and update.Type != OperationType.EXECUTION and update.Id not in seen:
+            current = Operation.model_validate_json(row.data)
+            for key in ("Type", "SubType", "Name", "ParentId"):
+                if getattr(current, key) != getattr(update, key):
+                    raise CheckpointError(f"{where}: Inconsistent operation {key} "
+                                          f"({getattr(current, key)!r} stored, {getattr(update, key)!r} sent)")
+            _check_transition(where, update, current.Status)
+        if update.Type == OperationType.STEP and update.Action == OperationAction.RETRY and update.StepOptions is None:
+            raise CheckpointError(f"{where}: RETRY requires StepOptions")
+        if update.Action == OperationAction.FAIL and update.Payload is not None:
+            raise CheckpointError(f"{where}: FAIL must not carry a Payload")
+        if update.Action == OperationAction.SUCCEED and update.Error is not None:
+            raise CheckpointError(f"{where}: SUCCEED must not carry an Error")
+        if update.Type == OperationType.CONTEXT and update.Action == OperationAction.START:
+            started_contexts.add(update.Id)
+        seen[update.Id] = update.Action
+
+
+def _check_transition(where: str, update: OperationUpdate, status: OperationStatus) -> None:
+    kind, action = update.Type, update.Action
+    ok = True
+    if kind == OperationType.STEP:
+        if action == OperationAction.START:
+            ok = status == OperationStatus.READY
+        else:
+            ok = status in (OperationStatus.STARTED, OperationStatus.READY)
+    elif kind == OperationType.CONTEXT:
+        ok = action != OperationAction.START and status == OperationStatus.STARTED
+    elif kind == OperationType.WAIT:
+        ok = action == OperationAction.CANCEL and status == OperationStatus.STARTED
+    elif kind in (OperationType.CALLBACK, OperationType.CHAINED_INVOKE):
+        ok = False
+    if not ok:
+        raise CheckpointError(f"{where}: cannot {action.value} an operation that is {status.value}")
