@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean bench bench-full bench-profile
+.PHONY: demo test lint install clean bench bench-full bench-profile soak
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -33,3 +33,8 @@ bench-full: $(STAMP)
 
 bench-profile: $(STAMP)
 	$(PY) -m benchmarks.profile_step
+
+# Reliability soak (minutes, not part of `make test`): hundreds of SIGKILLs, four workers on one store.
+soak: $(STAMP)
+	DURAGENT_CRASH_TRIALS=300 $(PY) -m pytest -q tests/e2e/test_crash_safety.py
+	DURAGENT_LEASE_WORKERS=4 DURAGENT_LEASE_EXECUTIONS=40 $(PY) -m pytest -q tests/e2e/test_leases.py

@@ -13,7 +13,8 @@ from durable import LocalRuntime
 from tests.e2e import handlers as H
 
 REPO = Path(__file__).resolve().parents[2]
-EXECUTIONS = 8
+EXECUTIONS = int(os.environ.get("DURAGENT_LEASE_EXECUTIONS", "8"))
+WORKERS = int(os.environ.get("DURAGENT_LEASE_WORKERS", "2"))  # `make soak` runs four
 
 # A worker that records when each of its invocations starts and ends (monotonic clock: one
 # timeline for all processes on the machine), and exits once nothing in the store is RUNNING.
@@ -54,10 +55,10 @@ def test_two_worker_processes_share_one_store(tmp_path: Path) -> None:
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(db), str(trace)], cwd=REPO, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(WORKERS)]
     try:
         for proc in workers:
-            _, stderr = proc.communicate(timeout=30)
+            _, stderr = proc.communicate(timeout=30 + 2 * EXECUTIONS)
             assert proc.returncode == 0, stderr.decode()
     finally:
         for proc in workers:
@@ -75,7 +76,7 @@ def test_two_worker_processes_share_one_store(tmp_path: Path) -> None:
             succeeded = [e["Name"] for e in rt.history(eid) if e["EventType"] == "StepSucceeded"]
             assert sorted(succeeded) == ["s1", "s2", "s3"]
 
-    # every step body ran exactly once (one begin, one done), in one of the two workers
+    # every step body ran exactly once (one begin, one done), in one of the workers
     runs: dict[tuple[str, int], list[tuple[str, int]]] = defaultdict(list)
     for raw in log.read_text().splitlines():
         eid, step, _attempt, pid, phase = raw.split()
@@ -102,5 +103,5 @@ def test_two_worker_processes_share_one_store(tmp_path: Path) -> None:
         intervals.sort()
         for (_, end, _), (start, _, _) in zip(intervals, intervals[1:], strict=False):
             assert end <= start, f"{eid} ran in two processes at once: {intervals}"
-    # both workers took part (waits make executions runnable again while both are polling)
-    assert {pid for intervals in spans.values() for *_, pid in intervals} == pids
+    # the workers shared the work (waits make executions runnable again while they all poll)
+    assert len({pid for intervals in spans.values() for *_, pid in intervals}) >= min(2, WORKERS)
