@@ -136,7 +136,7 @@ def _system_text(system: Any) -> str | None:
 
 
 class Agent:
-    """``Agent(model="anthropic:claude-sonnet-4-5", tools=[...], system=..., output_type=Model)``;
+    """``Agent(model="anthropic:claude-sonnet-4-6", tools=[...], system=..., output_type=Model)``;
     ``agent.run(ctx, prompt) -> AgentResult``."""
 
     def __init__(self, model: str | Model, *, tools: Sequence[Any] = (), system: Any = None,

@@ -40,7 +40,7 @@ DEFAULT_PRICES: dict[str, Price] = {
 
 
 def price_for(model_id: str, prices: dict[str, Price] | None = None) -> Price | None:
-    """The longest matching prefix wins, so ``anthropic:claude-sonnet-4-5`` finds the sonnet-4 price."""
+    """The longest matching prefix wins, so ``anthropic:claude-sonnet-4-6`` finds the sonnet-4 price."""
     table = {**DEFAULT_PRICES, **(prices or {})}
     best: str | None = None
     for key in table:

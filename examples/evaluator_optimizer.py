@@ -67,7 +67,7 @@ def _offline_evaluator(request: ModelRequest) -> ModelResponse:
 
 def demo_model(offline: Any) -> Any:
     if os.environ.get("ANTHROPIC_API_KEY"):
-        return os.environ.get("DURAGENT_DEMO_MODEL", "anthropic:claude-sonnet-4-5")
+        return os.environ.get("DURAGENT_DEMO_MODEL", "anthropic:claude-sonnet-4-6")
     if os.environ.get("OPENAI_API_KEY"):
         return os.environ.get("DURAGENT_DEMO_MODEL", "openai:gpt-4o-mini")
     return FunctionModel(offline)

@@ -64,7 +64,7 @@ def _offline_brain(request: ModelRequest) -> str:
 
 def demo_model() -> Any:
     if os.environ.get("ANTHROPIC_API_KEY"):
-        return os.environ.get("DURAGENT_DEMO_MODEL", "anthropic:claude-sonnet-4-5")
+        return os.environ.get("DURAGENT_DEMO_MODEL", "anthropic:claude-sonnet-4-6")
     if os.environ.get("OPENAI_API_KEY"):
         return os.environ.get("DURAGENT_DEMO_MODEL", "openai:gpt-4o-mini")
     return FunctionModel(_offline_brain, name="offline-chain")

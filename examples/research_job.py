@@ -76,7 +76,7 @@ def _scripted_brain(request: ModelRequest) -> object:
 
 def demo_model() -> object:
     if os.environ.get("ANTHROPIC_API_KEY"):
-        return os.environ.get("DURAGENT_DEMO_MODEL", "anthropic:claude-sonnet-4-5")
+        return os.environ.get("DURAGENT_DEMO_MODEL", "anthropic:claude-sonnet-4-6")
     if os.environ.get("OPENAI_API_KEY"):
         return os.environ.get("DURAGENT_DEMO_MODEL", "openai:gpt-4o-mini")
     return FunctionModel(_scripted_brain, name="offline-demo")

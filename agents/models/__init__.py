@@ -37,7 +37,7 @@ def infer_model(spec: str | Model) -> Model:
     if not sep or not name.strip():
         raise ModelConfigurationError(
             f"model string {spec!r} must look like 'provider:name' with provider one of "
-            f"{', '.join(PROVIDERS)} (e.g. 'anthropic:claude-sonnet-4-5')")
+            f"{', '.join(PROVIDERS)} (e.g. 'anthropic:claude-sonnet-4-6')")
     name = name.strip()
     if provider == "anthropic":
         return AnthropicModel(name)

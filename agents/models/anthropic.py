@@ -39,7 +39,7 @@ class AnthropicModel:
     """A Claude model over the Messages API.
 
     Args:
-        name: the Anthropic model name, e.g. ``claude-sonnet-4-5``.
+        name: the Anthropic model name, e.g. ``claude-sonnet-4-6``.
         client: a ready ``anthropic.Anthropic``; its retry setting is then yours to choose.
         api_key: otherwise the SDK reads ``ANTHROPIC_API_KEY`` (or ``ANTHROPIC_AUTH_TOKEN``).
         base_url: otherwise the SDK reads ``ANTHROPIC_BASE_URL``.

@@ -84,20 +84,19 @@ def test_prompt_chain_gate_stops_a_draft_that_is_too_long(rt: LocalRuntime) -> N
     assert not any(e.get("Name") == "polish" for e in rt.history(info.id))
 
 
-@pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
 def test_prompt_chain_uses_the_real_sdk_when_a_key_is_set(rt: LocalRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
     with ProviderServer() as server:
         monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-example-test")
         monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
         monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
         example = load_example("prompt_chain")
-        assert example.MODEL == "anthropic:claude-sonnet-4-5"
+        assert example.MODEL == "anthropic:claude-sonnet-4-6"
         server.enqueue(Reply(text="1. One\n2. Two\n3. Three"), Reply(text="Short prose about it."),
                        Reply(text="# Title\n\nShort prose about it."))
         info = rt.run(example.prompt_chain, {"topic": "queues"})
     assert info.status == "SUCCEEDED", info.error
     assert info.result["final"] == "# Title\n\nShort prose about it."
-    assert [r.body["model"] for r in server.requests] == ["claude-sonnet-4-5"] * 3
+    assert [r.body["model"] for r in server.requests] == ["claude-sonnet-4-6"] * 3
     assert [r.body["system"] for r in server.requests] == [example.OUTLINER, example.DRAFTER, example.POLISHER]
 
 
