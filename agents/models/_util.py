@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from ..errors import ModelConfigurationError
+from ..errors import ModelConfigurationError, ModelResponseError
+from ..messages import ModelResponse
+from ._errors import NORMALIZATION_ERRORS
 
 
 def import_sdk(module: str, *, provider: str, extra: str | None = None) -> ModuleType:
@@ -30,3 +33,13 @@ def parse_arguments(raw: str | None) -> dict[str, Any]:
     except ValueError:
         return {"_raw": raw}
     return value if isinstance(value, dict) else {"_raw": raw}
+
+
+def normalized(normalize: Callable[[Any, str], ModelResponse], raw: Any, model_id: str, *,
+               provider: str) -> ModelResponse:
+    """``normalize(raw, model_id)``, with a body of the wrong shape reported as a malformed
+    response (retryable) rather than a crash."""
+    try:
+        return normalize(raw, model_id)
+    except NORMALIZATION_ERRORS as exc:
+        raise ModelResponseError(f"{provider}: unusable response: {exc!r}", provider=provider) from exc

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..errors import ModelConfigurationError, ModelError, ModelResponseError
+from ..errors import ModelConfigurationError, ModelError
 from ..messages import (
     Message,
     ModelRequest,
@@ -20,8 +20,8 @@ from ..messages import (
     ToolResult,
     Usage,
 )
-from ._errors import NORMALIZATION_ERRORS, translate_http_sdk_error
-from ._util import import_sdk
+from ._errors import translate_http_sdk_error
+from ._util import import_sdk, normalized
 from .base import TextCallback
 
 PROVIDER = "anthropic"
@@ -99,10 +99,7 @@ class AnthropicModel:
             if translated is None:
                 raise
             raise translated from exc
-        try:
-            return normalize_response(message, self.model_id)
-        except NORMALIZATION_ERRORS as exc:
-            raise ModelResponseError(f"{PROVIDER}: unusable response: {exc!r}", provider=PROVIDER) from exc
+        return normalized(normalize_response, message, self.model_id, provider=PROVIDER)
 
 
 def build_params(name: str, request: ModelRequest) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from ..messages import (
     Usage,
 )
 from ._errors import NORMALIZATION_ERRORS, translate_botocore_error
-from ._util import import_sdk, parse_arguments
+from ._util import import_sdk, normalized, parse_arguments
 from .base import TextCallback
 
 PROVIDER = "bedrock"
@@ -66,11 +66,7 @@ class BedrockModel:
         try:
             if on_text is None:
                 response = guarded(self._client.converse, **params)
-                try:
-                    return normalize_response(response, self.model_id)
-                except NORMALIZATION_ERRORS as exc:
-                    raise ModelResponseError(f"{PROVIDER}: unusable response: {exc!r}",
-                                             provider=PROVIDER) from exc
+                return normalized(normalize_response, response, self.model_id, provider=PROVIDER)
             return self._stream(params, on_text)
         except ModelError:
             raise

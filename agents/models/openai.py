@@ -23,7 +23,7 @@ from ..messages import (
     Usage,
 )
 from ._errors import NORMALIZATION_ERRORS, translate_http_sdk_error
-from ._util import import_sdk, parse_arguments
+from ._util import import_sdk, normalized, parse_arguments
 from .base import TextCallback
 
 PROVIDER = "openai"
@@ -87,11 +87,7 @@ class OpenAIModel:
         try:
             if on_text is None:
                 completion = self._client.chat.completions.create(**params)
-                try:
-                    return normalize_completion(completion, self.model_id)
-                except NORMALIZATION_ERRORS as exc:
-                    raise ModelResponseError(f"{PROVIDER}: unusable response: {exc!r}",
-                                             provider=PROVIDER) from exc
+                return normalized(normalize_completion, completion, self.model_id, provider=PROVIDER)
             return self._stream(params, on_text)
         except ModelError:
             raise
