@@ -2,6 +2,7 @@
 plain and durable tools, and the built-ins (calculator, http_get, current_time)."""
 
 import http.server
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from durable import (
 from tools import Tool, ToolError, ToolValidationError, tool
 from tools.builtin import calculator, current_time, http_get
 from tools.builtin.calculator import CalculatorError, evaluate
+from tools.builtin.http import ALLOW_PRIVATE_ENV
 from tools.tool import to_text
 
 # -- a representative tool -------------------------------------------------------------------------
@@ -561,11 +563,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
+    os.environ[ALLOW_PRIVATE_ENV] = "1"  # the test server is on 127.0.0.1
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        os.environ.pop(ALLOW_PRIVATE_ENV, None)
     httpd.shutdown()
     httpd.server_close()
 
@@ -625,3 +631,11 @@ def test_http_get_through_the_runtime_gives_an_error_result(runtime: LocalRuntim
     ok, refused = info.result
     assert not ok["is_error"] and '"text": "héllo wörld"' in ok["content"]
     assert refused["is_error"] and refused["content"].startswith("only http and https URLs can be fetched")
+
+
+def test_http_get_refuses_private_addresses_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ALLOW_PRIVATE_ENV, raising=False)
+    for url in ("http://127.0.0.1:9/", "http://localhost/", "http://169.254.169.254/latest/meta-data/",
+                "http://10.0.0.1/", "http://[::1]/"):
+        with pytest.raises(ToolError, match="non-public address"):
+            http_get(url)

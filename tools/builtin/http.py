@@ -3,6 +3,9 @@ overall deadline, and only http/https (redirects included)."""
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import socket
 import time
 import urllib.error
 import urllib.parse
@@ -37,6 +40,11 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
     http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
 
 
+ALLOW_PRIVATE_ENV = "DURAGENT_HTTP_GET_ALLOW_PRIVATE"
+"""Set to 1 to let http_get reach loopback, private and link-local addresses (off by default: a
+model must not be able to probe the machine's own network or a cloud metadata endpoint)."""
+
+
 def _check_scheme(url: str) -> None:
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme.lower() not in ("http", "https"):
@@ -44,6 +52,23 @@ def _check_scheme(url: str) -> None:
                         f"({url[:200]})")
     if not parsed.hostname:
         raise ToolError(f"the URL has no host: {url[:200]}")
+    _check_public(parsed.hostname, parsed.port or (443 if parsed.scheme.lower() == "https" else 80))
+
+
+def _check_public(host: str, port: int) -> None:
+    """Refuse hosts that resolve to this machine or a private network, unless allowed."""
+    if os.environ.get(ALLOW_PRIVATE_ENV) == "1":
+        return
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)}
+    except OSError as exc:
+        raise ToolError(f"cannot resolve {host!r}: {exc}") from None
+    for address in addresses:
+        ip = ipaddress.ip_address(str(address).split("%", 1)[0])
+        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast \
+                or ip.is_unspecified:
+            raise ToolError(f"{host!r} resolves to a non-public address ({ip}); http_get only fetches public "
+                            f"URLs (set {ALLOW_PRIVATE_ENV}=1 to allow private ones)")
 
 
 def fetch(url: str, *, max_bytes: int = DEFAULT_MAX_BYTES, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
