@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -39,7 +39,6 @@ from .messages import (
     ModelRequest,
     ModelResponse,
     ModelSettings,
-    TextBlock,
     ToolCall,
     ToolResult,
     ToolSpec,
@@ -357,5 +356,3 @@ def _validation_feedback(exc: ValidationError) -> str:
     problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()[:5])
     return f"Your output did not match the required schema: {problems}"
 
-
-_ = (TextBlock, Callable)

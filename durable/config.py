@@ -7,7 +7,7 @@ written to the journal: changing them for executions already suspended is a non-
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -146,8 +146,6 @@ class LoggerConfig:
     replay_logging: bool = False
     """Also emit log lines while replaying (off: a line is written once per execution)."""
 
-
-_ = field  # re-exported helpers may use dataclasses.field later
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import socket
-import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -399,5 +398,3 @@ def _info(row: dict[str, Any]) -> ExecutionInfo:
                          parent_execution=row.get("parent_execution"),
                          handler_version=(json.loads(row["info"]) if row.get("info") else {}).get("handler_version"))
 
-
-_ = sys
