@@ -15,6 +15,7 @@
     │   ├── WaitForConditionError         a wait_for_condition check failed or gave up
     │   └── InvokeError                   a chained invoke failed, timed out or was stopped
     ├── CheckpointError                   the backend refused or failed a checkpoint
+    │   ├── RetryableCheckpointError      not now (throttled, unavailable, disk full): retry the invocation
     │   └── InvalidCheckpointTokenError   a stale token: another invocation owns the execution now
     └── StoreError                        the local store is unusable (not ours, wrong schema)
         ├── ExecutionNotFoundError
@@ -118,6 +119,13 @@ class CheckpointError(DurableError):
     """The backend refused a checkpoint."""
 
     retryable: bool = False
+
+
+class RetryableCheckpointError(CheckpointError):
+    """The backend could not take the checkpoint now (throttled, unavailable, the disk is full):
+    the invocation is abandoned and retried later, never turned into a failed execution."""
+
+    retryable = True
 
 
 class InvalidCheckpointTokenError(CheckpointError):

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..backend import CheckpointResponse, StateResponse
-from ..errors import CheckpointError, InvalidCheckpointTokenError, UsageError
+from ..errors import CheckpointError, InvalidCheckpointTokenError, RetryableCheckpointError, UsageError
 from ..model import Operation, OperationUpdate
 from ..serdes import PayloadStore
 
@@ -33,12 +33,6 @@ RETRY_DELAYS = (0.2, 0.5, 1.0)
 
 _THROTTLING = {"TooManyRequestsException", "ThrottlingException", "Throttling", "RequestLimitExceeded"}
 _SERVER = {"ServiceException", "InternalFailure", "ServiceUnavailable", "InternalServerError"}
-
-
-class RetryableCheckpointError(CheckpointError):
-    """Throttled, a server error or no connection: Lambda should retry the invocation."""
-
-    retryable = True
 
 
 def default_lambda_client() -> Any:

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import socket
+import sqlite3
 import threading
 import uuid
 from collections.abc import Callable
@@ -22,7 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Duration
-from ..errors import HandlerNotFoundError, InvalidCheckpointTokenError, SerializationError, UsageError
+from ..errors import (
+    HandlerNotFoundError,
+    InvalidCheckpointTokenError,
+    RetryableCheckpointError,
+    SerializationError,
+    UsageError,
+)
 from ..execution import run_invocation
 from ..model import ErrorObject, InvocationOutput, InvocationStatus, Operation
 from ..operations._common import error_object
@@ -139,6 +146,8 @@ class LocalRuntime:
         self.owner = _owner_id()
         self.plugins = list(plugins or [])
         self._lease_renewer: _LeaseRenewer | None = None
+        self.retry_delay = 2.0
+        """Seconds before an invocation that could not checkpoint (the store was unusable) is retried."""
         self.service.resolve_function = self._resolvable
         self._functions: dict[str, Callable[..., Any]] = {}
         self._wake = threading.Event()
@@ -282,7 +291,13 @@ class LocalRuntime:
         stop = stop or threading.Event()
         count = 0
         while not stop.is_set():
-            if self.run_once():
+            try:
+                ran = self.run_once()
+            except sqlite3.Error as exc:  # a full disk or a locked file: wait and try again, never exit
+                log.warning("the store is not usable right now (%s); retrying in %.0f s", exc, self.retry_delay)
+                self.clock.sleep(self.retry_delay, stop)
+                continue
+            if ran:
                 count += 1
                 continue
             if idle_exit:
@@ -309,13 +324,30 @@ class LocalRuntime:
         except InvalidCheckpointTokenError:
             log.warning("invocation of %s lost its lease to another worker; abandoning it", invocation.execution_id)
             return
+        except RetryableCheckpointError as exc:
+            log.warning("invocation of %s could not checkpoint (%s); it will be retried", invocation.execution_id,
+                        exc)
+            self._abandon(invocation)
+            return
         except Exception as exc:  # a bug below the handler: report it as a failed invocation
             log.exception("invocation of %s crashed", invocation.execution_id)
             output = InvocationOutput(Status=InvocationStatus.FAILED, Error=error_object(exc))
         finally:
             if renewer is not None:
                 renewer.release(invocation.execution_id)
-        self.service.end_invocation(invocation, output, self.owner)
+        try:
+            self.service.end_invocation(invocation, output, self.owner)
+        except sqlite3.Error as exc:  # the outcome will be recomputed by replay when the store is back
+            log.warning("could not record the end of %s's invocation (%s); it will be retried",
+                        invocation.execution_id, exc)
+            self._abandon(invocation)
+
+    def _abandon(self, invocation: Invocation) -> None:
+        """Let the execution be claimed again once its lease lapses (best effort: the store may be down)."""
+        try:
+            self.service.renew(invocation.execution_id, self.owner, self.clock.now() + self.retry_delay)
+        except sqlite3.Error:
+            log.debug("could not shorten the lease of %s", invocation.execution_id, exc_info=True)
 
     def _renewer(self) -> _LeaseRenewer | None:
         """One renewal thread per runtime (not per invocation), started on first need."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import sqlite3
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from ..errors import (
     ExecutionConflictError,
     ExecutionNotFoundError,
     InvalidCheckpointTokenError,
+    RetryableCheckpointError,
     UsageError,
 )
 from ..model import (
@@ -182,7 +184,7 @@ class LocalService:
                 "StartTimestamp": execution["invocation_started"], "EndTimestamp": now,
                 "RequestId": execution["invocation_id"],
                 "Error": H.error_payload({"ErrorType": "Runtime.ExitError",
-                                          "ErrorMessage": "the invocation's process exited before it finished"})})
+                                          "ErrorMessage": "the invocation ended without reporting back (its process exited, or it could not reach the store)"})})
             batch.event(crash)
         invocation_id = uuid.uuid4().hex
         seq = int(execution["token_seq"]) + 1
@@ -345,6 +347,13 @@ class LocalService:
             return StateResponse([load_operation(r) for r in tx.operations(execution_id)], None)
 
     def checkpoint(self, arn: str, token: str, updates: list[OperationUpdate]) -> CheckpointResponse:
+        try:
+            return self._checkpoint(arn, token, updates)
+        except sqlite3.Error as exc:  # rolled back whole: nothing half-written, nothing lost
+            raise RetryableCheckpointError(f"the store could not take the checkpoint ({exc}); the "
+                                           "invocation will be retried") from exc
+
+    def _checkpoint(self, arn: str, token: str, updates: list[OperationUpdate]) -> CheckpointResponse:
         execution_id, seq, seen_version = decode_token(token)
         if execution_id != execution_id_of(arn):
             raise InvalidCheckpointTokenError("Invalid checkpoint token: it belongs to another execution")

@@ -177,11 +177,13 @@ class Store:
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield Tx(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            else:
                 conn.execute("COMMIT")
+            except BaseException:
+                # SQLite may already have rolled back (a full disk does): only undo what is open,
+                # so the original error is the one that surfaces.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
 
 
 def _check_is_ours(path: str) -> None:
