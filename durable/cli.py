@@ -39,6 +39,7 @@ from .local.runtime import DEFAULT_DB, ExecutionInfo, LocalRuntime
 from .model import ErrorObject, ExecutionStatus, Operation, OperationStatus, OperationType
 from .plugins import InvocationInfo, Plugin
 from .registry import resolve_target
+from .tree import operation_tree
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -455,21 +456,7 @@ def _op_row(op: Operation, depth: int) -> tuple[str, ...]:
 
 def _op_tree(ops: list[Operation]) -> list[tuple[str, ...]]:
     """Operations in checkpoint order, children indented under their parent context."""
-    by_id = {op.Id: op for op in ops}
-    children: dict[str | None, list[Operation]] = {}
-    for op in ops:
-        if op.Type != OperationType.EXECUTION:
-            parent = op.ParentId if op.ParentId in by_id else None
-            children.setdefault(parent, []).append(op)
-    rows: list[tuple[str, ...]] = []
-
-    def walk(parent: str | None, depth: int) -> None:
-        for op in children.get(parent, []):
-            rows.append(_op_row(op, depth))
-            walk(op.Id, depth + 1)
-
-    walk(None, 0)
-    return rows
+    return [_op_row(op, depth) for depth, op in operation_tree(ops)]
 
 
 def _show_text(info: ExecutionInfo, ops: list[Operation]) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..local.runtime import LocalRuntime
 from ..model import ErrorObject, ExecutionStatus, Operation, OperationStatus, OperationType
+from ..tree import operation_tree
 
 MODEL_CALL = "ModelCall"
 REVIEW_KINDS = ("tool_approval", "question", "budget")
@@ -55,25 +56,7 @@ def _as_text(value: Any) -> str:
 # -- timeline -------------------------------------------------------------------------------------
 def timeline(ops: list[Operation]) -> list[dict[str, Any]]:
     """Operations in checkpoint order, children right after their parent, with their depth."""
-    by_id = {op.Id: op for op in ops}
-    children: dict[str | None, list[Operation]] = {}
-    for op in ops:
-        if op.Type != OperationType.EXECUTION:
-            parent = op.ParentId if op.ParentId in by_id else None
-            children.setdefault(parent, []).append(op)
-    rows: list[dict[str, Any]] = []
-    seen: set[str] = set()
-
-    def walk(parent: str | None, depth: int) -> None:
-        for op in children.get(parent, []):
-            if op.Id in seen:  # a malformed store must not loop forever
-                continue
-            seen.add(op.Id)
-            rows.append(_timeline_row(op, depth))
-            walk(op.Id, depth + 1)
-
-    walk(None, 0)
-    return rows
+    return [_timeline_row(op, depth) for depth, op in operation_tree(ops)]
 
 
 def _timeline_row(op: Operation, depth: int) -> dict[str, Any]:
