@@ -38,6 +38,9 @@ def validate_batch(updates: Sequence[OperationUpdate], existing: dict[str, OpRow
             if parent is None or parent.type != OperationType.CONTEXT.value:
                 raise CheckpointError(f"{where}: ParentId does not name a CONTEXT operation")
         row = existing.get(update.Id)
+        if row is None and update.Id not in seen and update.Type == OperationType.WAIT \
+                and update.Action == OperationAction.CANCEL:
+            raise CheckpointError(f"{where}: cannot CANCEL a wait that was never started")
         if row is not None and update.Type != OperationType.EXECUTION and update.Id not in seen:
             current = Operation.model_validate_json(row.data)
             for key in ("Type", "SubType", "Name", "ParentId"):
@@ -47,6 +50,10 @@ def validate_batch(updates: Sequence[OperationUpdate], existing: dict[str, OpRow
             _check_transition(where, update, current.Status)
         if update.Type == OperationType.STEP and update.Action == OperationAction.RETRY and update.StepOptions is None:
             raise CheckpointError(f"{where}: RETRY requires StepOptions")
+        if update.Type == OperationType.CHAINED_INVOKE and update.ChainedInvokeOptions is None:
+            raise CheckpointError(f"{where}: CHAINED_INVOKE START requires ChainedInvokeOptions (FunctionName)")
+        if update.Type == OperationType.WAIT and update.Action == OperationAction.START and update.WaitOptions is None:
+            raise CheckpointError(f"{where}: WAIT START requires WaitOptions (WaitSeconds)")
         if update.Action == OperationAction.FAIL and update.Payload is not None:
             raise CheckpointError(f"{where}: FAIL must not carry a Payload")
         if update.Action == OperationAction.SUCCEED and update.Error is not None:
