@@ -14,6 +14,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from durable import CallbackConfig, CallbackTimeoutError, DurableContext, Duration
+from durable.operations.callback import submitter_record
 
 T = TypeVar("T")
 
@@ -103,6 +104,14 @@ def ask_human(ctx: DurableContext, question: str, response_type: type[T] = str, 
     raise AssertionError("unreachable")
 
 
+REVIEW_KINDS = ("tool_approval", "question", "budget")
+
+
+def as_review_request(record: Any) -> dict[str, Any] | None:
+    """A submitter's record when it is one of our review requests (a ``ReviewRequest`` dump)."""
+    return record if isinstance(record, dict) and record.get("kind") in REVIEW_KINDS else None
+
+
 def pending_reviews(runtime: Any) -> list[dict[str, Any]]:
     """Every callback awaiting an answer, with what was asked when it is a review.
 
@@ -116,16 +125,7 @@ def pending_reviews(runtime: Any) -> list[dict[str, Any]]:
         parent = next((o for o in ops if o.Id == op.ParentId), None)
         # a wait_for_callback's callback is named after the review ("approval:send_email"), not the internal op
         name = parent.Name if parent is not None and parent.SubType == "WaitForCallback" and parent.Name else op.Name
-        request = None
-        for sibling in ops:
-            if sibling.ParentId is not None and sibling.ParentId == op.ParentId and sibling.Type.value == "STEP" \
-                    and sibling.StepDetails and sibling.StepDetails.Result:
-                try:
-                    data = json.loads(sibling.StepDetails.Result)
-                except ValueError:
-                    continue
-                if isinstance(data, dict) and data.get("kind") in ("tool_approval", "question", "budget"):
-                    request = data
+        request = as_review_request(submitter_record(op.ParentId, ops))
         out.append({"execution_id": execution_id, "callback_id": callback_id, "name": name,
                     "started": op.StartTimestamp, "request": request})
     return out

@@ -172,3 +172,10 @@ def ledger_from_operations(operations: list[Any], prices: dict[str, Price] | Non
             continue
         ledger.record(response, replayed=bool(reused_ids) and op.Id in reused_ids)  # type: ignore[operator]
     return ledger
+
+
+def agent_ledger(operations: list[Any], prices: dict[str, Price] | None = None) -> Ledger | None:
+    """The ledger of an execution that called models, or None when it made no model call."""
+    if not any(getattr(op, "SubType", None) == MODEL_CALL_SUBTYPE for op in operations):
+        return None
+    return ledger_from_operations(operations, prices)

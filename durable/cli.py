@@ -37,6 +37,7 @@ from .errors import (
 )
 from .local.runtime import DEFAULT_DB, ExecutionInfo, LocalRuntime
 from .model import ErrorObject, ExecutionStatus, Operation, OperationStatus, OperationType
+from .operations.callback import submitter_record
 from .plugins import InvocationInfo, Plugin
 from .registry import resolve_target
 from .tree import operation_tree
@@ -381,19 +382,11 @@ def pending_callbacks(runtime: LocalRuntime) -> Iterator[PendingItem]:
 
 def _review_request(op: Operation, ops: dict[str, Operation]) -> dict[str, Any] | None:
     """What a human review asks, as its submitter step recorded it (see agents.human)."""
-    for sibling in ops.values():
-        if sibling.ParentId != op.ParentId or sibling.ParentId is None or sibling.Type != OperationType.STEP:
-            continue
-        result = sibling.StepDetails.Result if sibling.StepDetails else None
-        if not result:
-            continue
-        try:
-            data = json.loads(result)
-        except ValueError:
-            continue
-        if isinstance(data, dict) and "kind" in data and "title" in data:
-            return data
-    return None
+    try:
+        from agents.human import as_review_request
+    except ImportError:
+        return None
+    return as_review_request(submitter_record(op.ParentId, ops.values()))
 
 
 PENDING_SOURCES: list[Callable[[LocalRuntime], Iterator[PendingItem]]] = [pending_callbacks]
@@ -479,14 +472,12 @@ def _show_text(info: ExecutionInfo, ops: list[Operation]) -> None:
 
 
 def _ledger(ops: list[Operation]) -> Any:
-    """The cost ledger of an agent execution (model-call steps), when the agents package is there."""
-    if not any(op.SubType == "ModelCall" for op in ops):
-        return None
+    """The cost ledger of an agent execution, when the agents package is there."""
     try:
-        from agents.usage import ledger_from_operations
+        from agents.usage import agent_ledger
     except ImportError:
         return None
-    return ledger_from_operations(ops)
+    return agent_ledger(ops)
 
 
 def cmd_show(args: argparse.Namespace) -> int:

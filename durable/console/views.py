@@ -12,10 +12,10 @@ from typing import Any
 
 from ..local.runtime import LocalRuntime
 from ..model import ErrorObject, ExecutionStatus, Operation, OperationStatus, OperationType
+from ..operations.callback import submitter_record
 from ..tree import operation_tree
 
 MODEL_CALL = "ModelCall"
-REVIEW_KINDS = ("tool_approval", "question", "budget")
 
 
 # -- small helpers ----------------------------------------------------------------------------------
@@ -95,13 +95,11 @@ def _model_response(text: str) -> dict[str, Any] | None:
 
 def _review_request(op: Operation, children: dict[str | None, list[Operation]]) -> dict[str, Any] | None:
     """What a review asked, as its submitter step recorded it (see agents.human)."""
-    for child in children.get(op.Id, []):
-        if child.Type != OperationType.STEP:
-            continue
-        data = _json_or_text(_result(child))
-        if isinstance(data, dict) and data.get("kind") in REVIEW_KINDS:
-            return data
-    return None
+    try:
+        from agents.human import as_review_request
+    except ImportError:  # pragma: no cover - the agents package ships with duragent
+        return None
+    return as_review_request(submitter_record(op.Id, children.get(op.Id, [])))
 
 
 def _callback_id(op: Operation, children: dict[str | None, list[Operation]]) -> str | None:
@@ -219,14 +217,12 @@ def _tool_entry(op: Operation, tool: str, open_calls: list[dict[str, Any]]) -> d
 # -- ledger -------------------------------------------------------------------------------------
 def ledger(ops: list[Operation]) -> tuple[dict[str, Any] | None, str | None]:
     """The cost ledger (dict and text) of an agent execution; (None, None) without model calls."""
-    if not any(op.SubType == MODEL_CALL for op in ops):
-        return None, None
     try:
-        from agents.usage import ledger_from_operations
+        from agents.usage import agent_ledger
     except ImportError:  # pragma: no cover
         return None, None
-    book = ledger_from_operations(ops)
-    return book.to_dict(), book.format()
+    book = agent_ledger(ops)
+    return (book.to_dict(), book.format()) if book is not None else (None, None)
 
 
 # -- whole pages ---------------------------------------------------------------------------------

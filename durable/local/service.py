@@ -231,7 +231,7 @@ class LocalService:
             # An operation that completed while this invocation ran (a timer, a callback answer, a
             # chained target finishing) marked the execution runnable: PENDING is right, it re-runs.
             if output.Status == InvocationStatus.PENDING and not execution["runnable"] and \
-                    not self._has_pending_work(tx, invocation.execution_id):
+                    not tx.has_pending_work(invocation.execution_id):
                 output = InvocationOutput(Status=InvocationStatus.FAILED, Error=ErrorObject(
                     ErrorType="InvalidParameterValueException",
                     ErrorMessage="Cannot return PENDING status with no pending operations."))
@@ -242,8 +242,6 @@ class LocalService:
             else:
                 batch.flush(**fields)
 
-    def _has_pending_work(self, tx: Tx, execution_id: str) -> bool:
-        return tx.has_pending_work(execution_id)
 
     def _finish(self, batch: Batch, status: ExecutionStatus, *, result: str | None = None,
                 error: ErrorObject | None = None, fields: dict[str, Any]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..config import CallbackConfig, ChildConfig, StepConfig
@@ -15,7 +15,14 @@ from ..errors import (
     SuspendExecution,
 )
 from ..journal import check_identity
-from ..model import CallbackOptions, OperationAction, OperationStatus, OperationType, OperationUpdate
+from ..model import (
+    CallbackOptions,
+    Operation,
+    OperationAction,
+    OperationStatus,
+    OperationType,
+    OperationUpdate,
+)
 from ..serdes import PassThroughSerdes, Serdes, deserialize
 from ._common import error_dict
 
@@ -112,6 +119,21 @@ def wait_for_callback(ctx: DurableContext, submitter: Callable[[str], Any], name
     raw = run_child(ctx, body, name=name, config=ChildConfig(serdes=PassThroughSerdes()),
                     sub_type="WaitForCallback", error_class=_callback_error)
     return deserialize(config.serdes or JsonAnswer(), raw)
+
+
+def submitter_record(context_id: str | None, operations: Iterable[Operation]) -> Any:
+    """What the submitter of the wait_for_callback context ``context_id`` returned (decoded JSON),
+    or None: the record of what was asked of the outside world, readable without re-running."""
+    if context_id is None:
+        return None
+    for op in operations:
+        if op.ParentId == context_id and op.Type == OperationType.STEP and op.StepDetails \
+                and op.StepDetails.Result:
+            try:
+                return json.loads(op.StepDetails.Result)
+            except ValueError:
+                return None
+    return None
 
 
 def _submit(submitter: Callable[[str], Any], callback_id: str) -> Any:

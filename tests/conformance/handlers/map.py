@@ -7,19 +7,9 @@ from typing import Any
 from durable import BatchResult, CompletionConfig, DurableContext, MapConfig, NestingType
 
 from ..driver import requirement
+from ._batch import projection
 
 SEQUENTIAL = MapConfig(max_concurrency=1)
-
-
-def _projection(batch: BatchResult, *keys: str) -> dict[str, Any]:
-    every = {
-        "completionReason": batch.completion_reason.value,
-        "status": batch.status.value,
-        "successCount": batch.success_count,
-        "failureCount": batch.failure_count,
-        "totalCount": batch.total_count,
-    }
-    return {key: every[key] for key in keys}
 
 
 def _with_completion(**completion: Any) -> MapConfig:
@@ -73,7 +63,7 @@ def map_fail_fast(event: Any, ctx: DurableContext) -> dict[str, Any]:
     """tolerated_failure_count=0: item 1 fails, item 2 never starts."""
     batch = ctx.map(["ok", "bad", "never"], _fail_on(1), name="failfast",
                     config=_with_completion(tolerated_failure_count=0))
-    return _projection(batch, "completionReason", "status", "successCount", "failureCount", "totalCount")
+    return projection(batch, "completionReason", "status", "successCount", "failureCount", "totalCount")
 
 
 @requirement("9-6")
@@ -90,7 +80,7 @@ def map_min_successful(event: Any, ctx: DurableContext) -> dict[str, Any]:
     """min_successful=2 of 4 items."""
     batch = ctx.map(["a", "b", "c", "d"], _fail_on(), name="min-successful",
                     config=_with_completion(min_successful=2))
-    return _projection(batch, "completionReason", "successCount", "totalCount")
+    return projection(batch, "completionReason", "successCount", "totalCount")
 
 
 @requirement("9-8")
@@ -98,7 +88,7 @@ def map_tolerated_count(event: Any, ctx: DurableContext) -> dict[str, Any]:
     """One failure within a tolerance of one."""
     batch = ctx.map(["a", "b", "c"], _fail_on(1), name="tolerated",
                     config=_with_completion(tolerated_failure_count=1))
-    return _projection(batch, "completionReason", "status", "successCount", "failureCount", "totalCount")
+    return projection(batch, "completionReason", "status", "successCount", "failureCount", "totalCount")
 
 
 @requirement("9-9")
@@ -106,7 +96,7 @@ def map_tolerated_count_exceeded(event: Any, ctx: DurableContext) -> dict[str, A
     """Two failures over a tolerance of one: item 2 never starts."""
     batch = ctx.map(["a", "b", "c"], _fail_on(0, 1), name="tolerated-exceeded",
                     config=_with_completion(tolerated_failure_count=1))
-    return _projection(batch, "completionReason", "successCount", "failureCount", "totalCount")
+    return projection(batch, "completionReason", "successCount", "failureCount", "totalCount")
 
 
 @requirement("9-10")
@@ -114,7 +104,7 @@ def map_tolerated_percentage(event: Any, ctx: DurableContext) -> dict[str, Any]:
     """25 % of 4 tolerated: the second failure (50 %) stops the map."""
     batch = ctx.map(["a", "b", "c", "d"], _fail_on(0, 1), name="tolerated-pct",
                     config=_with_completion(tolerated_failure_percentage=25))
-    return _projection(batch, "completionReason", "successCount", "failureCount", "totalCount")
+    return projection(batch, "completionReason", "successCount", "failureCount", "totalCount")
 
 
 @requirement("9-11")
@@ -197,7 +187,7 @@ def map_failure_then_wait(event: Any, ctx: DurableContext) -> dict[str, Any]:
     batch = ctx.map(["ok", "fail"], _fail_on(1), name="fail-then-wait",
                     config=_with_completion(tolerated_failure_count=1))
     ctx.wait(1)
-    return _projection(batch, "completionReason", "status", "successCount", "failureCount", "totalCount")
+    return projection(batch, "completionReason", "status", "successCount", "failureCount", "totalCount")
 
 
 class OpSerdes:

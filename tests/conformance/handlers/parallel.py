@@ -5,27 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from durable import BatchResult, CompletionConfig, DurableContext, NestingType, ParallelConfig
+from durable import CompletionConfig, DurableContext, NestingType, ParallelConfig
 
 from ..driver import requirement
+from ._batch import projection
 
 SEQUENTIAL = ParallelConfig(max_concurrency=1)
 
 
 def _fail(message: str) -> Any:
     raise RuntimeError(message)
-
-
-def _projection(batch: BatchResult, *keys: str) -> dict[str, Any]:
-    """The summary object several requirements return, built from the BatchResult."""
-    every = {
-        "completionReason": batch.completion_reason.value,
-        "status": batch.status.value,
-        "successCount": batch.success_count,
-        "failureCount": batch.failure_count,
-        "totalCount": batch.total_count,
-    }
-    return {key: every[key] for key in keys}
 
 
 def _with_completion(**completion: Any) -> ParallelConfig:
@@ -75,7 +64,7 @@ def parallel_fail_fast(event: Any, ctx: DurableContext) -> dict[str, Any]:
     """tolerated_failure_count=0: the second branch fails, the third never starts."""
     branches = [lambda child: "ok", lambda child: _fail("branch 1 failed"), lambda child: "never"]
     batch = ctx.parallel(branches, name="failfast", config=_with_completion(tolerated_failure_count=0))
-    return _projection(batch, "completionReason", "status", "successCount", "failureCount", "totalCount")
+    return projection(batch, "completionReason", "status", "successCount", "failureCount", "totalCount")
 
 
 @requirement("8-7")
@@ -92,7 +81,7 @@ def parallel_min_successful(event: Any, ctx: DurableContext) -> dict[str, Any]:
     """min_successful=2 of 4: the batch completes after two branches."""
     branches = [lambda child, i=i: f"r{i}" for i in range(4)]
     batch = ctx.parallel(branches, name="min-successful", config=_with_completion(min_successful=2))
-    return _projection(batch, "completionReason", "successCount", "totalCount")
+    return projection(batch, "completionReason", "successCount", "totalCount")
 
 
 @requirement("8-9")
@@ -100,7 +89,7 @@ def parallel_tolerated_count(event: Any, ctx: DurableContext) -> dict[str, Any]:
     """One failure within a tolerance of one: every branch runs."""
     branches = [lambda child: "a", lambda child: _fail("branch 1 failed"), lambda child: "c"]
     batch = ctx.parallel(branches, name="tolerated", config=_with_completion(tolerated_failure_count=1))
-    return _projection(batch, "completionReason", "status", "successCount", "failureCount", "totalCount")
+    return projection(batch, "completionReason", "status", "successCount", "failureCount", "totalCount")
 
 
 @requirement("8-10")
@@ -109,7 +98,7 @@ def parallel_tolerated_count_exceeded(event: Any, ctx: DurableContext) -> dict[s
     branches = [lambda child: _fail("branch 0 failed"), lambda child: _fail("branch 1 failed"),
                 lambda child: "never"]
     batch = ctx.parallel(branches, name="tolerated-exceeded", config=_with_completion(tolerated_failure_count=1))
-    return _projection(batch, "completionReason", "successCount", "failureCount", "totalCount")
+    return projection(batch, "completionReason", "successCount", "failureCount", "totalCount")
 
 
 @requirement("8-11")
@@ -134,7 +123,7 @@ def parallel_tolerated_percentage(event: Any, ctx: DurableContext) -> dict[str, 
                 lambda child: "c", lambda child: "d"]
     batch = ctx.parallel(branches, name="tolerated-pct",
                          config=_with_completion(tolerated_failure_percentage=25))
-    return _projection(batch, "completionReason", "successCount", "failureCount", "totalCount")
+    return projection(batch, "completionReason", "successCount", "failureCount", "totalCount")
 
 
 @requirement("8-14")
@@ -171,7 +160,7 @@ def parallel_all_fail_tolerated(event: Any, ctx: DurableContext) -> dict[str, An
     """Every branch fails, all within a tolerance of three."""
     branches = [lambda child, i=i: _fail(f"branch {i} failed") for i in range(3)]
     batch = ctx.parallel(branches, name="all-fail", config=_with_completion(tolerated_failure_count=3))
-    return _projection(batch, "completionReason", "status", "successCount", "failureCount", "totalCount")
+    return projection(batch, "completionReason", "status", "successCount", "failureCount", "totalCount")
 
 
 @requirement("8-17")
@@ -179,7 +168,7 @@ def parallel_min_successful_not_reached(event: Any, ctx: DurableContext) -> dict
     """min_successful=3 is never reached: all branches run."""
     branches = [lambda child: "a", lambda child: _fail("branch 1 failed"), lambda child: "c"]
     batch = ctx.parallel(branches, name="min-not-reached", config=_with_completion(min_successful=3))
-    return _projection(batch, "completionReason", "status", "successCount", "failureCount", "totalCount")
+    return projection(batch, "completionReason", "status", "successCount", "failureCount", "totalCount")
 
 
 @requirement("8-18")
@@ -189,7 +178,7 @@ def parallel_combined_completion(event: Any, ctx: DurableContext) -> dict[str, A
                 lambda child: "c", lambda child: "d"]
     batch = ctx.parallel(branches, name="combined",
                          config=_with_completion(min_successful=3, tolerated_failure_count=1))
-    return _projection(batch, "completionReason", "successCount", "failureCount", "totalCount")
+    return projection(batch, "completionReason", "successCount", "failureCount", "totalCount")
 
 
 @requirement("8-19")
@@ -224,4 +213,4 @@ def parallel_percentage_boundary(event: Any, ctx: DurableContext) -> dict[str, A
     """1 failure of 4 is exactly 25 %: not over the tolerance, every branch runs."""
     branches = [lambda child: _fail("branch 0 failed"), lambda child: "b", lambda child: "c", lambda child: "d"]
     batch = ctx.parallel(branches, name="pct-boundary", config=_with_completion(tolerated_failure_percentage=25))
-    return _projection(batch, "completionReason", "status", "successCount", "failureCount", "totalCount")
+    return projection(batch, "completionReason", "status", "successCount", "failureCount", "totalCount")
