@@ -1,40 +1,52 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
+DEV_STAMP := $(VENV)/.installed-dev
+# Wheels for the packaging test's fresh virtualenvs (openai-agents and our dependencies), fetched
+# here at setup so that the test itself installs offline.
+WHEELHOUSE := $(VENV)/wheelhouse
 
 .PHONY: demo test lint install clean bench bench-full bench-profile soak
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+
+# The demo installs only what it runs: duragent and the provider SDKs it uses when a key is set.
+$(DEMO_STAMP): pyproject.toml $(VENV)/bin/python
+	$(PY) -m pip install -q -e '.[anthropic,openai]'
+	touch $(DEMO_STAMP)
+
+$(DEV_STAMP): pyproject.toml $(VENV)/bin/python
 	$(PY) -m pip install -q -e '.[dev]'
-	touch $(STAMP)
+	$(PY) -m pip download -q -d $(WHEELHOUSE) openai-agents 'pydantic>=2.7' 'tenacity>=8.2' 'boto3>=1.44'
+	touch $(DEMO_STAMP) $(DEV_STAMP)
 
-install: $(STAMP)
+install: $(DEV_STAMP)
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(PY) examples/demo.py
 
 test: lint
 	$(PY) -m pytest -q -m "not slow" tests
 
-lint: $(STAMP)
-	$(VENV)/bin/ruff check durable agents tools prompts tests examples
-	$(VENV)/bin/mypy durable agents tools prompts
+lint: $(DEV_STAMP)
+	$(VENV)/bin/ruff check duragent durable agents tools prompts tests examples benchmarks
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) .duragent
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(PY) -m benchmarks.run
 
-bench-full: $(STAMP)
+bench-full: $(DEV_STAMP)
 	$(PY) -m benchmarks.run --full
 
-bench-profile: $(STAMP)
+bench-profile: $(DEV_STAMP)
 	$(PY) -m benchmarks.profile_step
 
 # Reliability soak (minutes, not part of `make test`): hundreds of SIGKILLs, four workers on one store.
-soak: $(STAMP)
+soak: $(DEV_STAMP)
 	DURAGENT_CRASH_TRIALS=300 $(PY) -m pytest -q tests/e2e/test_crash_safety.py
 	DURAGENT_LEASE_WORKERS=4 DURAGENT_LEASE_EXECUTIONS=40 $(PY) -m pytest -q tests/e2e/test_leases.py

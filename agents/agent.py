@@ -19,7 +19,7 @@ from tenacity import stop_after_attempt, wait_random_exponential
 from tenacity.retry import retry_if_exception
 from tenacity.wait import wait_base
 
-from durable import (
+from duragent.durable import (
     CallbackConfig,
     CallbackTimeoutError,
     DurableContext,

@@ -13,7 +13,7 @@ stays as ``__cause__``). The agent's retry logic only ever sees these.
 
 from __future__ import annotations
 
-from durable.errors import DurableError
+from duragent.durable.errors import DurableError
 
 
 class ModelError(DurableError):

@@ -13,8 +13,8 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from durable import CallbackConfig, CallbackTimeoutError, DurableContext, Duration
-from durable.operations.callback import submitter_record
+from duragent.durable import CallbackConfig, CallbackTimeoutError, DurableContext, Duration
+from duragent.durable.operations.callback import submitter_record
 
 T = TypeVar("T")
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from durable import DurableContext, MapConfig, ParallelConfig
+from duragent.durable import DurableContext, MapConfig, ParallelConfig
 
 from .agent import Agent, AgentError, AgentResult
 from .usage import Ledger

@@ -8,7 +8,7 @@ import json
 import sys
 import time
 
-from durable import LocalRuntime
+from duragent.durable import LocalRuntime
 
 from ._handlers import short
 

@@ -25,11 +25,11 @@ from typing import Any
 
 import anthropic
 
-from agents import Agent
-from agents.models.anthropic import AnthropicModel
-from durable import LocalRuntime, Plugin
+from duragent.agents import Agent
+from duragent.agents.models.anthropic import AnthropicModel
+from duragent.durable import LocalRuntime, Plugin
+from duragent.tools import tool
 from tests.fakes.provider_server import FakeToolCall, FakeUsage, Reply
-from tools import tool
 
 from ._common import (
     REPO,

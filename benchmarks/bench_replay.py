@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from durable import DurableContext, LocalRuntime, VirtualClock
-from durable.errors import SuspendExecution
-from durable.local.service import local_arn
-from durable.state import ExecutionState
+from duragent.durable import DurableContext, LocalRuntime, VirtualClock
+from duragent.durable.errors import SuspendExecution
+from duragent.durable.local.service import local_arn
+from duragent.durable.state import ExecutionState
 
 from ._common import TARGET_LINEARITY, TARGET_REPLAY_US, Result, main, median
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from durable import LocalRuntime
+from duragent.durable import LocalRuntime
 
 from ._common import TARGET_STEP_PROCESS_US, TARGET_STEP_VS_FULL_FLOOR, Result, main, median, percentile
 from .bench_floor import commit_us

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from durable import LocalRuntime, Plugin
+from duragent.durable import LocalRuntime, Plugin
 
 from ._common import TARGET_SUSPENDED_BYTES, Result, checkpointed_size, main, os_threads, table_bytes
 

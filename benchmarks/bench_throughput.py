@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from durable import LocalRuntime
+from duragent.durable import LocalRuntime
 
 from ._common import REPO, Result, main, median
 from ._handlers import short

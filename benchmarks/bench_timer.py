@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from durable import LocalRuntime, Plugin
+from duragent.durable import LocalRuntime, Plugin
 
 from ._common import TARGET_TIMER_P95_MS, Result, main, percentile
 

@@ -13,10 +13,10 @@ import sys
 import time
 from typing import Any
 
-from durable import DurableContext, LocalRuntime, VirtualClock
-from durable.errors import SuspendExecution
-from durable.local.service import local_arn
-from durable.state import ExecutionState
+from duragent.durable import DurableContext, LocalRuntime, VirtualClock
+from duragent.durable.errors import SuspendExecution
+from duragent.durable.local.service import local_arn
+from duragent.durable.state import ExecutionState
 
 from ._common import RESULTS, scratch_dir
 

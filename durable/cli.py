@@ -56,7 +56,7 @@ _HINTS: list[tuple[type[Exception], str]] = [
     (DurableError, "see `duragent --help`"),
 ]
 
-log = logging.getLogger("durable.cli")
+log = logging.getLogger("duragent.durable.cli")
 
 
 # -- errors and output ------------------------------------------------------------------------------
@@ -308,7 +308,7 @@ class _WorkerLog(Plugin):
 def _log_to_stderr() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-    root = logging.getLogger("durable")
+    root = logging.getLogger("duragent.durable")
     root.addHandler(handler)
     root.setLevel(logging.INFO)
 
@@ -383,7 +383,7 @@ def pending_callbacks(runtime: LocalRuntime) -> Iterator[PendingItem]:
 def _review_request(op: Operation, ops: dict[str, Operation]) -> dict[str, Any] | None:
     """What a human review asks, as its submitter step recorded it (see agents.human)."""
     try:
-        from agents.human import as_review_request
+        from duragent.agents.human import as_review_request
     except ImportError:
         return None
     return as_review_request(submitter_record(op.ParentId, ops.values()))
@@ -474,7 +474,7 @@ def _show_text(info: ExecutionInfo, ops: list[Operation]) -> None:
 def _ledger(ops: list[Operation]) -> Any:
     """The cost ledger of an agent execution, when the agents package is there."""
     try:
-        from agents.usage import agent_ledger
+        from duragent.agents.usage import agent_ledger
     except ImportError:
         return None
     return agent_ledger(ops)
@@ -631,10 +631,17 @@ def _positive_seconds(text: str) -> int:
     return value
 
 
+def _installed_version() -> str:
+    from duragent import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     db_help = f"the SQLite store (default: $DURAGENT_DB or {DEFAULT_DB})"
     parser = _Parser(prog="duragent", description="Run and inspect durable functions on a local store.")
     parser.add_argument("--db", help=db_help)
+    parser.add_argument("--version", action="version", version=f"duragent {_installed_version()}")
     common = _Parser(add_help=False)
     common.add_argument("--db", default=argparse.SUPPRESS, help=db_help)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -28,11 +28,49 @@ Suspension is not an error: ``SuspendExecution`` derives from BaseException so t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 
 class DurableError(Exception):
-    """Base of every duragent exception."""
+    """Base of every duragent exception.
+
+    ``recorded_name`` is what a journal records as the ``ErrorType`` of this class. Our own classes
+    record ``duragent.<ClassName>``, independent of the module that defines them, so moving a module
+    never changes what is written or breaks the replay of a stored execution. A user's subclass
+    records its ``module.Qualname``, as any other exception does, unless it sets its own.
+    """
+
+    recorded_name: ClassVar[str] = "duragent.DurableError"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "recorded_name" not in cls.__dict__:
+            ours = cls.__module__.split(".", 1)[0] == "duragent"
+            cls.recorded_name = f"duragent.{cls.__name__}" if ours else f"{cls.__module__}.{cls.__qualname__}"
+        if cls.__module__.split(".", 1)[0] == "duragent":
+            _OURS[cls.recorded_name] = cls
+            # where the class lived before the single import root (``durable.errors.StepError``...)
+            _LEGACY[f"{cls.__module__.removeprefix('duragent.')}.{cls.__qualname__}"] = cls.recorded_name
+
+
+_OURS: dict[str, type[DurableError]] = {}
+_LEGACY: dict[str, str] = {}
+_OURS[DurableError.recorded_name] = DurableError
+_LEGACY["durable.errors.DurableError"] = DurableError.recorded_name
+
+
+def recorded_error_type(error_type: str | None) -> str | None:
+    """The stable name for a recorded ``ErrorType``: names written before a module moved map to
+    the class's stable name; anything else comes back unchanged."""
+    if error_type is None:
+        return None
+    return _LEGACY.get(error_type, error_type)
+
+
+def error_class(error_type: str | None) -> type[DurableError] | None:
+    """Our exception class recorded under ``error_type`` (stable or legacy name), if it is ours."""
+    name = recorded_error_type(error_type)
+    return _OURS.get(name) if name else None
 
 
 class UsageError(DurableError):

@@ -25,7 +25,7 @@ from .serdes import dumps
 from .state import ExecutionState
 
 Handler = Callable[[Any, DurableContext], Any]
-log = logging.getLogger("durable.execution")
+log = logging.getLogger("duragent.durable.execution")
 
 
 def load_operations(invocation: InvocationInput, service: DurableService) -> list[Any]:

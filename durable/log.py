@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-USER_LOGGER = logging.getLogger("durable.user")
+USER_LOGGER = logging.getLogger("duragent.durable.user")
 
 
 class DurableLogger:

@@ -1,7 +1,7 @@
 """OpenTelemetry traces through the plugin hooks: a span per invocation, per operation that runs
 (not the ones replayed from history, unless asked) and per step attempt, nested as they happen.
 
-    from durable.otel import TracingPlugin
+    from duragent.durable.otel import TracingPlugin
     rt = LocalRuntime(plugins=[TracingPlugin()])          # or @durable_function(plugins=[...])
 
 Needs ``opentelemetry-api`` (``pip install 'duragent[otel]'``); with no SDK configured the spans

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-log = logging.getLogger("durable.plugins")
+log = logging.getLogger("duragent.durable.plugins")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from .backend import DurableService
 from .errors import ReplayFrontier, SuspendExecution
 from .model import MAX_BATCH_BYTES, MAX_BATCH_UPDATES, Operation, OperationUpdate
 
-log = logging.getLogger("durable.state")
+log = logging.getLogger("duragent.durable.state")
 
 START_FLUSH_DELAY = 0.1
 """A queued START is flushed on its own once its step has run this long (seconds): a fast step

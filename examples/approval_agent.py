@@ -23,11 +23,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from agents import Agent
-from agents.messages import ModelRequest, ModelResponse, TextBlock, ToolResult
-from agents.models.scripted import FunctionModel, ScriptedModel
-from durable import DurableContext, durable_function
-from tools import ToolError, tool
+from duragent.agents import Agent
+from duragent.agents.messages import ModelRequest, ModelResponse, TextBlock, ToolResult
+from duragent.agents.models.scripted import FunctionModel, ScriptedModel
+from duragent.durable import DurableContext, durable_function
+from duragent.tools import ToolError, tool
 
 CONTACTS = {"ana": "ana@example.com", "ben": "ben@example.com", "team": "team@example.com"}
 

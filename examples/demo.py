@@ -23,8 +23,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agents.usage import ledger_from_operations  # noqa: E402
-from durable import LocalRuntime  # noqa: E402
+from duragent.agents.usage import ledger_from_operations  # noqa: E402
+from duragent.durable import LocalRuntime  # noqa: E402
 
 WORK = ROOT / ".duragent" / "demo"
 DB = WORK / "demo.db"
@@ -36,7 +36,7 @@ def say(text: str) -> None:
 
 
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "durable.cli", "--db", str(DB), *args]
+    command = [sys.executable, "-m", "duragent", "--db", str(DB), *args]
     print(f"    $ duragent {' '.join(args)}", flush=True)
     return subprocess.run(command, cwd=ROOT, env=_env(), text=True, capture_output=True, check=check)
 
@@ -46,7 +46,7 @@ def _env() -> dict[str, str]:
 
 
 def start_worker() -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "durable.cli", "--db", str(DB), "worker"], cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-m", "duragent", "--db", str(DB), "worker"], cwd=ROOT,
                             env=_env(), text=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

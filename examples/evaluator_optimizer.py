@@ -19,11 +19,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from agents import Agent
-from agents.messages import ModelRequest, ModelResponse, TextBlock
-from agents.models.scripted import FunctionModel, ScriptedModel
-from agents.patterns import Evaluation, evaluator_optimizer
-from durable import DurableContext, durable_function
+from duragent.agents import Agent
+from duragent.agents.messages import ModelRequest, ModelResponse, TextBlock
+from duragent.agents.models.scripted import FunctionModel, ScriptedModel
+from duragent.agents.patterns import Evaluation, evaluator_optimizer
+from duragent.durable import DurableContext, durable_function
 
 MAX_WORDS = 12
 RUBRIC = [f"at most {MAX_WORDS} words", "says that work survives crashes", "no exclamation marks"]

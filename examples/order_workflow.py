@@ -9,7 +9,7 @@ Run it:
 
 from __future__ import annotations
 
-from durable import CallbackConfig, DurableContext, Duration, durable_function, step_context
+from duragent.durable import CallbackConfig, DurableContext, Duration, durable_function, step_context
 
 
 def charge_card(order_id: str, amount: float) -> dict:

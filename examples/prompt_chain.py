@@ -21,11 +21,11 @@ import os
 import re
 from typing import Any
 
-from agents import Agent
-from agents.messages import ModelRequest, TextBlock
-from agents.models.scripted import FunctionModel
-from agents.patterns import Link, chain
-from durable import DurableContext, durable_function
+from duragent.agents import Agent
+from duragent.agents.messages import ModelRequest, TextBlock
+from duragent.agents.models.scripted import FunctionModel
+from duragent.agents.patterns import Link, chain
+from duragent.durable import DurableContext, durable_function
 
 OUTLINER = ("You outline short explainers. Answer with exactly three numbered points (\"1. ...\"), one per "
             "line, and nothing else.")

@@ -11,11 +11,11 @@ import os
 import time
 from pathlib import Path
 
-from agents import Agent
-from agents.messages import ModelRequest, TextBlock, ToolResult
-from agents.models.scripted import FunctionModel, ScriptedModel
-from durable import DurableContext, MapConfig, durable_function
-from tools import tool
+from duragent.agents import Agent
+from duragent.agents.messages import ModelRequest, TextBlock, ToolResult
+from duragent.agents.models.scripted import FunctionModel, ScriptedModel
+from duragent.durable import DurableContext, MapConfig, durable_function
+from duragent.tools import tool
 
 KNOWLEDGE = {
     "durable execution": "Durable execution checkpoints each step of a program so that after a crash it "

@@ -24,7 +24,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from durable.errors import UsageError
+from duragent.durable.errors import UsageError
 
 __all__ = ["PromptError", "PromptTemplate", "RenderedPrompt", "available", "load", "render"]
 

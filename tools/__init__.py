@@ -1,7 +1,7 @@
 """Tools for agents: ``@tool`` turns a typed function into a ``Tool`` with a name, a description
 and a JSON schema of its arguments, validated by pydantic and run as a durable step.
 
-    from tools import tool
+    from duragent.tools import tool
 
     @tool
     def get_weather(city: str, days: int = 1) -> dict:

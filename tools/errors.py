@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from durable.errors import DurableError
+from duragent.durable.errors import DurableError
 
 
 class ToolError(DurableError):

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
-from durable import DurableContext, UsageError
+from duragent.durable import DurableContext, UsageError
 
 from .errors import ToolValidationError
 

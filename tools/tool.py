@@ -18,15 +18,15 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from pydantic import BaseModel
 
-from durable import DurableContext, JsonSerdes, RetryPolicy, StepConfig, StepSemantics, UsageError
-from durable.errors import DurableOperationError
-from durable.serdes import dumps
+from duragent.durable import DurableContext, JsonSerdes, RetryPolicy, StepConfig, StepSemantics, UsageError
+from duragent.durable.errors import DurableOperationError, error_class
+from duragent.durable.serdes import dumps
 
 from . import schema as _schema
 from .errors import ToolError, ToolValidationError
 
 if TYPE_CHECKING:  # agents imports tools; keep the import one-way at load time
-    from agents.messages import ToolResult, ToolSpec
+    from duragent.agents.messages import ToolResult, ToolSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -91,7 +91,7 @@ class Tool:
     # -- describing ------------------------------------------------------------------------------
     def spec(self) -> ToolSpec:
         """What a model is told about this tool."""
-        from agents.messages import ToolSpec
+        from duragent.agents.messages import ToolSpec
 
         return ToolSpec(name=self.name, description=self.description, parameters=self.parameters)
 
@@ -106,7 +106,7 @@ class Tool:
         Bad arguments and exceptions raised by the tool come back with ``is_error=True`` and a
         message the model can act on. Suspension (a wait, a retry) propagates as usual.
         """
-        from agents.messages import ToolResult
+        from duragent.agents.messages import ToolResult
 
         try:
             kwargs = self.validate(arguments)
@@ -206,8 +206,13 @@ def error_text(error_type: str | None, message: str) -> str:
 
 
 def _is_tool_error(error_type: str) -> bool:
-    """Whether a checkpointed ``module.Qualname`` names a ToolError class. Only modules already
-    imported are consulted (a tool's own module always is), so this never imports anything."""
+    """Whether a recorded ``ErrorType`` names a ToolError class: our own by their stable names
+    (or the names recorded before the single import root), a user's subclass by ``module.Qualname``.
+    For those, only modules already imported are consulted (a tool's own module always is), so
+    this never imports anything."""
+    ours = error_class(error_type)
+    if ours is not None:
+        return issubclass(ours, ToolError)
     module_name, _, qualname = error_type.partition(".")
     while qualname:
         module = sys.modules.get(module_name)

@@ -23,7 +23,7 @@ from ..errors import CheckpointError, InvalidCheckpointTokenError, RetryableChec
 from ..model import Operation, OperationUpdate
 from ..serdes import PayloadStore
 
-log = logging.getLogger("durable.aws")
+log = logging.getLogger("duragent.durable.aws")
 
 STATE_PAGE_SIZE = 1000
 """MaxItems for GetDurableExecutionState (the API's maximum)."""

@@ -26,7 +26,7 @@ from ..serdes import PayloadStore
 from .client import LambdaCheckpointClient
 from .offload import S3PayloadStore
 
-log = logging.getLogger("durable.aws")
+log = logging.getLogger("duragent.durable.aws")
 
 LambdaEntryPoint = Callable[[Any, Any], dict[str, Any]]
 

@@ -41,7 +41,7 @@ from ..local.runtime import LocalRuntime
 from ..model import ExecutionStatus
 from . import assets, views
 
-log = logging.getLogger("durable.console")
+log = logging.getLogger("duragent.durable.console")
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8321

@@ -83,7 +83,7 @@ def _timeline_row(op: Operation, depth: int) -> dict[str, Any]:
 def _model_response(text: str) -> dict[str, Any] | None:
     """A model-call step result as a dict (validated by agents' ModelResponse when available)."""
     try:
-        from agents.messages import ModelResponse
+        from duragent.agents.messages import ModelResponse
     except ImportError:  # pragma: no cover - the agents package ships with duragent
         data = _json_or_text(text)
         return data if isinstance(data, dict) else None
@@ -96,7 +96,7 @@ def _model_response(text: str) -> dict[str, Any] | None:
 def _review_request(op: Operation, children: dict[str | None, list[Operation]]) -> dict[str, Any] | None:
     """What a review asked, as its submitter step recorded it (see agents.human)."""
     try:
-        from agents.human import as_review_request
+        from duragent.agents.human import as_review_request
     except ImportError:  # pragma: no cover - the agents package ships with duragent
         return None
     return as_review_request(submitter_record(op.Id, children.get(op.Id, [])))
@@ -218,7 +218,7 @@ def _tool_entry(op: Operation, tool: str, open_calls: list[dict[str, Any]]) -> d
 def ledger(ops: list[Operation]) -> tuple[dict[str, Any] | None, str | None]:
     """The cost ledger (dict and text) of an agent execution; (None, None) without model calls."""
     try:
-        from agents.usage import agent_ledger
+        from duragent.agents.usage import agent_ledger
     except ImportError:  # pragma: no cover
         return None, None
     book = agent_ledger(ops)
@@ -245,7 +245,7 @@ def execution_detail(runtime: LocalRuntime, execution_id: str) -> dict[str, Any]
 def reviews(runtime: LocalRuntime, *, execution_id: str | None = None) -> list[dict[str, Any]]:
     """Callbacks of running executions that await an answer, with what a review asks."""
     try:
-        from agents.human import pending_reviews
+        from duragent.agents.human import pending_reviews
         items = pending_reviews(runtime)
     except ImportError:  # pragma: no cover
         items = [{"execution_id": e, "callback_id": c, "name": op.Name, "started": op.StartTimestamp,

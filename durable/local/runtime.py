@@ -40,7 +40,7 @@ from .clock import Clock, RealClock, VirtualClock
 from .service import Invocation, LocalService
 from .store import Store
 
-log = logging.getLogger("durable.local")
+log = logging.getLogger("duragent.durable.local")
 
 DEFAULT_DB = ".duragent/duragent.db"
 

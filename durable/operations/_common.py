@@ -8,7 +8,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import DurableOperationError, UsageError
+from ..errors import DurableError, DurableOperationError, UsageError
 from ..log import DurableLogger
 from ..model import MAX_ERROR_BYTES, ErrorObject
 
@@ -43,7 +43,11 @@ def forbid_inside_step(what: str) -> None:
 
 
 def type_name(exc: BaseException) -> str:
+    """The ``ErrorType`` recorded for ``exc``: builtins by name, our own errors by their stable
+    ``recorded_name``, anything else by ``module.Qualname`` (AWS's convention)."""
     cls = type(exc)
+    if isinstance(exc, DurableError):
+        return exc.recorded_name
     if cls.__module__ == "builtins" and getattr(builtins, cls.__name__, None) is cls:
         return cls.__name__
     return f"{cls.__module__}.{cls.__qualname__}"

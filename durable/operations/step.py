@@ -62,7 +62,7 @@ def run_step(ctx: DurableContext, fn: Callable[..., Any], args: tuple[Any, ...],
         # Found started but unfinished: the attempt may have had its effect. Never run it again.
         interrupted = StepInterruptedError(
             f"step {name or op_id} was interrupted during attempt {attempt} and is at-most-once",
-            error_type=f"{StepInterruptedError.__module__}.StepInterruptedError")
+            error_type=StepInterruptedError.recorded_name)
         _fail_or_retry(ctx, op, base, interrupted, attempt, policy)
 
     if op is None or op.Status == OperationStatus.READY:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from agents import Agent
-from durable import DurableContext
-from durable.aws import lambda_handler
-from tools import tool
+from duragent.agents import Agent
+from duragent.durable import DurableContext
+from duragent.durable.aws import lambda_handler
+from duragent.tools import tool
 
 DEFAULT_MODEL = "bedrock:us.anthropic.claude-3-5-haiku-20241022-v1:0"
 

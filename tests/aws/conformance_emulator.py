@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from durable.aws import lambda_handler, remote
+from duragent.durable.aws import lambda_handler, remote
 from tests.conformance.driver import CRASHING, EXTRA_FUNCTIONS, HANDLERS, REPO, function_name
 from tests.conformance.matcher import Bindings, callback_action_payload, first_matching_action, match_history
 from tests.conformance.requirements import Requirement
@@ -50,7 +50,7 @@ class LogCapture(logging.Handler):
         self._guard = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:
-        from durable.log import record_fields
+        from duragent.durable.log import record_fields
 
         with self._guard:
             self.records.append(record_fields(record))
@@ -112,14 +112,14 @@ class SubprocessFunction:
 
 _SERVE_ONE = """
 import json, logging, os, sys
-from durable.log import JsonFormatter
-from durable.aws import lambda_handler
+from duragent.durable.log import JsonFormatter
+from duragent.durable.aws import lambda_handler
 from tests.conformance.driver import HANDLERS, _load_handlers
 _load_handlers()
 handler = logging.FileHandler(os.path.join(os.environ["DURAGENT_CONFORMANCE_SCRATCH"], f"logs-{os.getpid()}.jsonl"))
 handler.setFormatter(JsonFormatter())
-logging.getLogger("durable.user").addHandler(handler)
-logging.getLogger("durable.user").setLevel(logging.DEBUG)
+logging.getLogger("duragent.durable.user").addHandler(handler)
+logging.getLogger("duragent.durable.user").setLevel(logging.DEBUG)
 print(json.dumps(lambda_handler(HANDLERS[sys.argv[1]])(json.load(sys.stdin), None)))
 """
 

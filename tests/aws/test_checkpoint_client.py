@@ -12,11 +12,11 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from durable import DurableContext
-from durable.aws import LambdaCheckpointClient, RetryableCheckpointError, lambda_handler
-from durable.backend import InvocationInput
-from durable.errors import CheckpointError, InvalidCheckpointTokenError
-from durable.model import OperationAction, OperationType, OperationUpdate
+from duragent.durable import DurableContext
+from duragent.durable.aws import LambdaCheckpointClient, RetryableCheckpointError, lambda_handler
+from duragent.durable.backend import InvocationInput
+from duragent.durable.errors import CheckpointError, InvalidCheckpointTokenError
+from duragent.durable.model import OperationAction, OperationType, OperationUpdate
 
 ARN = "arn:aws:lambda:us-west-2:123456789012:function:fn:$LATEST/durable-execution/run-1/exec-1"
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -145,7 +145,7 @@ def test_the_emulators_in_process_runner_can_drive_the_handler() -> None:
 
     from aws_durable_execution_sdk_python_testing.runner import DurableFunctionTestRunner
 
-    from durable import Duration
+    from duragent.durable import Duration
 
     def flow(event: Any, ctx: DurableContext) -> dict[str, Any]:
         doubled = ctx.step(lambda: event["a"] * 2, name="double")

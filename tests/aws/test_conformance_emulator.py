@@ -67,7 +67,7 @@ def runs(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> dict[s
             local = run_locally(req, bindings.copy(), Path(workdir))
         runs[req_id] = Run(req, bindings, local, None)
     capture = LogCapture()
-    user_logger = logging.getLogger("durable.user")
+    user_logger = logging.getLogger("duragent.durable.user")
     user_logger.addHandler(capture)
     user_logger.setLevel(logging.DEBUG)
 

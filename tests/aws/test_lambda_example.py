@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from durable.aws import remote
-from durable.cli import main as duragent
-from durable.registry import resolve_target
+from duragent.durable.aws import remote
+from duragent.durable.cli import main as duragent
+from duragent.durable.registry import resolve_target
 from tests.fakes.provider_server import FakeToolCall, FakeUsage, ProviderServer, Reply
 
 from .emulator import Emulator

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from durable import CallbackConfig, DurableContext, Duration, RetryPolicy, StepConfig, StepError
-from durable.aws import lambda_handler, remote
-from durable.errors import InvalidCheckpointTokenError
-from durable.model import MAX_EXECUTION_RESULT_BYTES
+from duragent.durable import CallbackConfig, DurableContext, Duration, RetryPolicy, StepConfig, StepError
+from duragent.durable.aws import lambda_handler, remote
+from duragent.durable.errors import InvalidCheckpointTokenError
+from duragent.durable.model import MAX_EXECUTION_RESULT_BYTES
 
 from .emulator import Emulator
 

@@ -12,9 +12,9 @@ from typing import Any
 import boto3
 import pytest
 
-from durable import DurableContext, Duration
-from durable.aws import S3PayloadStore, lambda_handler, remote
-from durable.serdes import OFFLOAD_MARKER
+from duragent.durable import DurableContext, Duration
+from duragent.durable.aws import S3PayloadStore, lambda_handler, remote
+from duragent.durable.serdes import OFFLOAD_MARKER
 
 from .emulator import Emulator
 
@@ -93,7 +93,7 @@ def test_a_tampered_object_is_refused(s3: Any) -> None:
     assert store.load(pointer) == "x" * 100
     key = json.loads(pointer)[OFFLOAD_MARKER].removeprefix(f"s3://{BUCKET}/")
     s3.put_object(Bucket=BUCKET, Key=key, Body=b"y" * 100)
-    from durable.errors import SerializationError
+    from duragent.durable.errors import SerializationError
 
     with pytest.raises(SerializationError, match="sha256"):
         store.load(pointer)

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from durable import CallbackConfig, DurableContext, Duration
-from durable.aws import lambda_handler, remote
-from durable.cli import main as duragent
+from duragent.durable import CallbackConfig, DurableContext, Duration
+from duragent.durable.aws import lambda_handler, remote
+from duragent.durable.cli import main as duragent
 
 from .emulator import Emulator
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from durable import LocalRuntime, VirtualClock
-from durable.log import record_fields
-from durable.model import ErrorObject
+from duragent.durable import LocalRuntime, VirtualClock
+from duragent.durable.log import record_fields
+from duragent.durable.model import ErrorObject
 
 from .matcher import Bindings, callback_action_payload, first_matching_action
 from .requirements import Requirement
@@ -107,7 +107,7 @@ def run(req: Requirement, bindings: Bindings, workdir: Path) -> Outcome:
     clock = VirtualClock()
     db = workdir / "conformance.db"
     capture = _Capture()
-    user_logger = logging.getLogger("durable.user")
+    user_logger = logging.getLogger("duragent.durable.user")
     user_logger.addHandler(capture)
     user_logger.setLevel(logging.DEBUG)
     runtime = LocalRuntime(db, clock=clock, durability="process",
@@ -240,10 +240,10 @@ def serve_one(req_id: str, db: str, now: float, workdir: str) -> int:
     _load_handlers()
     os.environ["DURAGENT_CONFORMANCE_SCRATCH"] = workdir
     handler = logging.FileHandler(Path(workdir) / f"logs-{os.getpid()}.jsonl")
-    from durable.log import JsonFormatter
+    from duragent.durable.log import JsonFormatter
 
     handler.setFormatter(JsonFormatter())
-    user_logger = logging.getLogger("durable.user")
+    user_logger = logging.getLogger("duragent.durable.user")
     user_logger.addHandler(handler)
     user_logger.setLevel(logging.DEBUG)
     runtime = LocalRuntime(db, clock=VirtualClock(now), durability="process",

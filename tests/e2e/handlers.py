@@ -12,7 +12,14 @@ import os
 import time
 from typing import Any
 
-from durable import DurableContext, RetryPolicy, StepConfig, StepSemantics, durable_function, step_context
+from duragent.durable import (
+    DurableContext,
+    RetryPolicy,
+    StepConfig,
+    StepSemantics,
+    durable_function,
+    step_context,
+)
 
 STEPS = 20
 AMO_STEP = 10

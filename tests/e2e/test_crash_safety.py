@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from durable import LocalRuntime, VirtualClock
+from duragent.durable import LocalRuntime, VirtualClock
 from tests.e2e import handlers as H
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,7 +44,7 @@ LINES_PER_RUN = 2 * H.STEPS  # begin + done per step, when nothing crashes
 
 WORKER = """
 import sys
-from durable import LocalRuntime
+from duragent.durable import LocalRuntime
 LocalRuntime(sys.argv[1]).worker()
 """
 
@@ -191,7 +191,7 @@ def run_trial(tmp_path: Path, trial: Trial) -> dict[str, Any]:
             failed = events_named(history, "StepFailed", amo)
             assert len(failed) == 1, context
             details = failed[0]["StepFailedDetails"]
-            assert details["Error"]["Payload"]["ErrorType"] == "durable.errors.StepInterruptedError"
+            assert details["Error"]["Payload"]["ErrorType"] == "duragent.StepInterruptedError"
             assert details["RetryDetails"] == {"CurrentAttempt": 1, "NextAttemptDelaySeconds": 1}
             assert [(x.pid, x.attempt) for x in amo_runs if x.pid == me] == [(me, 2)], context
             assert all(x.attempt == 1 for x in amo_runs if x.pid == killed), context

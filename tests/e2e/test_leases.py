@@ -9,7 +9,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from durable import LocalRuntime
+from duragent.durable import LocalRuntime
 from tests.e2e import handlers as H
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,7 +20,7 @@ WORKERS = int(os.environ.get("DURAGENT_LEASE_WORKERS", "2"))  # `make soak` runs
 # timeline for all processes on the machine), and exits once nothing in the store is RUNNING.
 WORKER = """
 import os, sys, threading, time
-from durable import LocalRuntime, Plugin
+from duragent.durable import LocalRuntime, Plugin
 
 db, trace = sys.argv[1], sys.argv[2]
 

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agents import Agent
-from durable import DurableContext, durable_function
-from tools import tool
+from duragent.agents import Agent
+from duragent.durable import DurableContext, durable_function
+from duragent.tools import tool
 
 
 def _mark(directory: str, what: str) -> None:

@@ -26,13 +26,13 @@ from typing import Any
 
 import pytest
 
-from agents import Agent, ledger_from_history
-from agents.messages import ModelRequest, ModelResponse, ToolCall, ToolResult
-from agents.models import FunctionModel
-from durable import DurableContext, LocalRuntime, VirtualClock
+from duragent.agents import Agent, ledger_from_history
+from duragent.agents.messages import ModelRequest, ModelResponse, ToolCall, ToolResult
+from duragent.agents.models import FunctionModel
+from duragent.durable import DurableContext, LocalRuntime, VirtualClock
+from duragent.tools import tool
 from tests.fakes.provider_server import FakeError, FakeToolCall, FakeUsage, ProviderServer, Reply
 from tests.integration import agent_jobs
-from tools import tool
 
 REPO = Path(__file__).resolve().parents[2]
 CANARY = "sk-ant-DURAGENT-CANARY-123456"
@@ -75,13 +75,13 @@ def model_call_successes(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
 # -- paid once -------------------------------------------------------------------------------------
 WORKER = """
 import sys
-from durable import LocalRuntime
+from duragent.durable import LocalRuntime
 LocalRuntime(sys.argv[1]).worker()
 """
 
 RESUME = """
 import sys, time
-from durable import LocalRuntime
+from duragent.durable import LocalRuntime
 rt = LocalRuntime(sys.argv[1])
 deadline = time.time() + 60
 while rt.get(sys.argv[2]).status == "RUNNING" and time.time() < deadline:

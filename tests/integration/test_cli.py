@@ -22,7 +22,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 HANDLERS = '''
-from durable import Duration
+from duragent.durable import Duration
 
 
 def greet(event, ctx):
@@ -54,7 +54,7 @@ def _env() -> dict[str, str]:
 
 def _cli_for(db: Path, cwd: Path) -> Cli:
     def run(*args: str, cwd: Path = cwd, db: Path = db) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "durable.cli", "--db", str(db), *args], cwd=cwd,
+        return subprocess.run([sys.executable, "-m", "duragent", "--db", str(db), *args], cwd=cwd,
                               env=_env(), capture_output=True, text=True, timeout=60)
 
     return run
@@ -209,7 +209,7 @@ def test_stop_and_list(cli: Cli) -> None:
 
 def test_duragent_db_env_names_the_store(cli: Cli, tmp_path: Path) -> None:
     env = {**_env(), "DURAGENT_DB": str(tmp_path / "from-env.db")}
-    result = subprocess.run([sys.executable, "-m", "durable.cli", "run", "handlers.py:greet", "--input", '{"n": 3}',
+    result = subprocess.run([sys.executable, "-m", "duragent", "run", "handlers.py:greet", "--input", '{"n": 3}',
                              "--id", "env1"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert _json(cli("show", "env1", "--json", db=tmp_path / "from-env.db"))["result"] == {"doubled": 6}
@@ -217,7 +217,7 @@ def test_duragent_db_env_names_the_store(cli: Cli, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_worker_stops_gracefully_on_a_signal(cli: Cli, tmp_path: Path, signum: int) -> None:
-    process = subprocess.Popen([sys.executable, "-m", "durable.cli", "--db", str(tmp_path / "store.db"), "worker"],
+    process = subprocess.Popen([sys.executable, "-m", "duragent", "--db", str(tmp_path / "store.db"), "worker"],
                                cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(0.7)  # nothing to do: the worker sleeps, waiting for work
     process.send_signal(signum)

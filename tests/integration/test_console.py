@@ -20,13 +20,13 @@ from typing import Any
 
 import pytest
 
-from agents import Agent
-from agents.human import ask_human
-from agents.messages import ModelRequest, ModelResponse, ToolResult
-from agents.models.scripted import ScriptedModel
-from durable import DurableContext, LocalRuntime, VirtualClock
-from durable.console import ConsoleServer
-from tools import tool
+from duragent.agents import Agent
+from duragent.agents.human import ask_human
+from duragent.agents.messages import ModelRequest, ModelResponse, ToolResult
+from duragent.agents.models.scripted import ScriptedModel
+from duragent.durable import DurableContext, LocalRuntime, VirtualClock
+from duragent.durable.console import ConsoleServer
+from duragent.tools import tool
 
 REPO = Path(__file__).resolve().parents[2]
 EVIL_NAME = "<script>alert('pwned')</script> launch"
@@ -342,7 +342,7 @@ def test_the_pages_render_and_a_reviewer_can_edit_and_approve(setup: Setup) -> N
 def test_duragent_ui_prints_the_url_with_the_token(setup: Setup, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DURAGENT_DB"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    process = subprocess.Popen([sys.executable, "-m", "durable.cli", "--db", str(setup.rt.store.path), "ui",
+    process = subprocess.Popen([sys.executable, "-m", "duragent", "--db", str(setup.rt.store.path), "ui",
                                 "--port", "0"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     try:
@@ -374,7 +374,7 @@ def test_duragent_ui_prints_the_url_with_the_token(setup: Setup, tmp_path: Path)
 
 
 def test_duragent_ui_refuses_a_missing_store(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "durable.cli", "--db", str(tmp_path / "none.db"), "ui",
+    result = subprocess.run([sys.executable, "-m", "duragent", "--db", str(tmp_path / "none.db"), "ui",
                              "--port", "0"], capture_output=True, text=True, timeout=30,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
     assert result.returncode == 2 and "no duragent store" in result.stderr

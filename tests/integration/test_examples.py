@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from agents import pending_reviews
-from durable import LocalRuntime, VirtualClock
+from duragent.agents import pending_reviews
+from duragent.durable import LocalRuntime, VirtualClock
 from tests.fakes.provider_server import ProviderServer, Reply
 
 REPO = Path(__file__).resolve().parents[2]
@@ -139,7 +139,7 @@ def test_approval_agent_reports_a_rejection_and_sends_nothing(rt: LocalRuntime, 
 def cli(*args: str, db: Path, outbox_dir: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in KEY_VARS and k != "DURAGENT_DB"}
     env.update(PYTHONPATH=str(REPO), DURAGENT_OUTBOX=str(outbox_dir))
-    return subprocess.run([sys.executable, "-m", "durable.cli", "--db", str(db), *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "duragent", "--db", str(db), *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=60)
 
 

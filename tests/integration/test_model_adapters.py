@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from agents.errors import (
+from duragent.agents.errors import (
     ModelAuthError,
     ModelBadRequestError,
     ModelConfigurationError,
@@ -25,8 +25,23 @@ from agents.errors import (
     ModelRateLimitError,
     ModelResponseError,
 )
-from agents.messages import Message, ModelRequest, ModelSettings, TextBlock, ToolCall, ToolResult, ToolSpec
-from agents.models import AnthropicModel, BedrockModel, Model, OpenAIModel, ScriptedModel, infer_model
+from duragent.agents.messages import (
+    Message,
+    ModelRequest,
+    ModelSettings,
+    TextBlock,
+    ToolCall,
+    ToolResult,
+    ToolSpec,
+)
+from duragent.agents.models import (
+    AnthropicModel,
+    BedrockModel,
+    Model,
+    OpenAIModel,
+    ScriptedModel,
+    infer_model,
+)
 from tests.fakes.provider_server import (
     CONTEXT_TOO_LONG,
     FakeError,
@@ -418,7 +433,7 @@ def test_openai_compatible_server_needs_no_key(server: ProviderServer, monkeypat
 
 
 def test_official_openai_gets_max_completion_tokens() -> None:
-    from agents.models.openai import build_params
+    from duragent.agents.models.openai import build_params
 
     official = build_params("gpt-test", ask(), official=True)
     assert official["max_completion_tokens"] == 4096 and "max_tokens" not in official
@@ -506,8 +521,8 @@ def test_importing_agents_needs_no_vendor_sdk() -> None:
     code = ("import sys\n"
             "for name in ('anthropic', 'openai', 'boto3', 'botocore'):\n"
             "    sys.modules[name] = None\n"
-            "import agents, agents.models\n"
-            "from agents.models import infer_model\n"
+            "import duragent.agents, duragent.agents.models\n"
+            "from duragent.agents.models import infer_model\n"
             "print(infer_model('scripted:x').request.__name__)\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HANDLER = """
 from pathlib import Path
 
-from durable import DurableContext
+from duragent.durable import DurableContext
 
 EFFECTS = Path(__file__).with_suffix(".effects")
 
@@ -34,7 +34,7 @@ def handler(event: dict, ctx: DurableContext) -> dict:
 
 
 def _cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "durable.cli", "--db", str(db), *args], cwd=ROOT, text=True,
+    return subprocess.run([sys.executable, "-m", "duragent", "--db", str(db), *args], cwd=ROOT, text=True,
                           capture_output=True, timeout=60, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
 
 
@@ -65,8 +65,8 @@ def test_unchanged_code_passes_and_changed_code_fails_with_the_position(tmp_path
 
 
 def test_new_work_after_the_recorded_history_is_not_a_divergence(tmp_path: Path) -> None:
-    from durable import DurableContext, LocalRuntime, VirtualClock
-    from durable.replay_check import replay_check
+    from duragent.durable import DurableContext, LocalRuntime, VirtualClock
+    from duragent.durable.replay_check import replay_check
 
     ran: list[str] = []
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from durable import LocalRuntime, VirtualClock
+from duragent.durable import LocalRuntime, VirtualClock
 
 Events = Callable[..., list[dict[str, Any]]]
 

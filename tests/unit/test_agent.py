@@ -21,7 +21,7 @@ from typing import Annotated, Any
 import pytest
 from pydantic import BaseModel, BeforeValidator, Field
 
-from agents import (
+from duragent.agents import (
     Agent,
     ApprovalDecision,
     Budget,
@@ -32,11 +32,11 @@ from agents import (
     ask_human,
     pending_reviews,
 )
-from agents.messages import ModelRequest, ModelResponse, TextBlock, ToolResult, Usage
-from agents.models import FunctionModel, ScriptedModel
-from durable import DurableContext, Duration, LocalRuntime, VirtualClock
-from prompts import PromptTemplate
-from tools import tool
+from duragent.agents.messages import ModelRequest, ModelResponse, TextBlock, ToolResult, Usage
+from duragent.agents.models import FunctionModel, ScriptedModel
+from duragent.durable import DurableContext, Duration, LocalRuntime, VirtualClock
+from duragent.prompts import PromptTemplate
+from duragent.tools import tool
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -404,7 +404,7 @@ def test_budget_reached_suspends_on_a_human_decision(rt: LocalRuntime, approve: 
 
 
 def test_budget_in_dollars(rt: LocalRuntime) -> None:
-    from agents import Price
+    from duragent.agents import Price
 
     model = ScriptedModel(default=_costly(ScriptedModel.tool_call("add", {"a": 1, "b": 1}), tokens=1_000_000))
     agent = Agent(model, tools=[add], budget=Budget(max_usd=1.0), prices={"scripted": Price(1.0, 1.0)})
@@ -566,7 +566,7 @@ def test_ask_human_suspends_and_validates_the_answer(rt: LocalRuntime) -> None:
 
 # -- review from the command line ------------------------------------------------------------------
 def cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "durable.cli", "--db", str(db), *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "duragent", "--db", str(db), *args], cwd=REPO,
                           env={**os.environ, "PYTHONPATH": str(REPO)}, text=True, capture_output=True,
                           timeout=60)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from durable import (
+from duragent.durable import (
     BatchResult,
     ChildContextError,
     CompletionConfig,
@@ -29,9 +29,9 @@ from durable import (
     UsageError,
     VirtualClock,
 )
-from durable.journal import operation_id
-from durable.operations.batch import BatchItemStatus, BatchSerdes, CompletionReason, decide
-from durable.serdes import DEFAULT_SERDES
+from duragent.durable.journal import operation_id
+from duragent.durable.operations.batch import BatchItemStatus, BatchSerdes, CompletionReason, decide
+from duragent.durable.serdes import DEFAULT_SERDES
 
 REPO = Path(__file__).resolve().parents[2]
 NO_RETRY = StepConfig(retry=RetryPolicy.no_retry())
@@ -176,7 +176,7 @@ def test_config_error_fails_before_any_checkpoint(rt: LocalRuntime, config: Para
 
     info = rt.run(handler)
     assert info.status == "FAILED"
-    assert info.error["ErrorType"] == "durable.errors.UsageError"
+    assert info.error["ErrorType"] == "duragent.UsageError"
     assert ran == []
     assert [e["EventType"] for e in rt.history(info.id)] == ["ExecutionStarted", "InvocationCompleted",
                                                                "ExecutionFailed"]
@@ -396,7 +396,7 @@ def test_non_determinism_inside_a_branch_fails_the_execution(rt: LocalRuntime, n
 
     info = rt.run(handler)
     assert info.status == "FAILED"
-    assert info.error["ErrorType"] == "durable.errors.NonDeterministicExecutionError"
+    assert info.error["ErrorType"] == "duragent.NonDeterministicExecutionError"
     assert not [e for e in rt.history(info.id) if e["EventType"] == "ContextFailed"]
 
 
@@ -410,7 +410,7 @@ def test_unserializable_branch_result_fails_only_that_branch(rt: LocalRuntime, n
     info = rt.run(handler)
     assert info.status == "SUCCEEDED", info.error
     assert info.result == {"reason": "ALL_COMPLETED", "status": "FAILED", "ok": 1, "bad": 1, "total": 2,
-                           "results": ["fine"], "error": "durable.errors.SerializationError"}
+                           "results": ["fine"], "error": "duragent.SerializationError"}
 
 
 # -- large results ----------------------------------------------------------------------------------
@@ -675,7 +675,7 @@ def test_map_survives_a_sigkill_halfway(tmp_path: Path) -> None:
 
     err_path = tmp_path / "worker.err"
     with err_path.open("wb") as err:
-        worker = subprocess.Popen([sys.executable, "-c", "import sys\nfrom durable import LocalRuntime\n"
+        worker = subprocess.Popen([sys.executable, "-c", "import sys\nfrom duragent.durable import LocalRuntime\n"
                                    "LocalRuntime(sys.argv[1]).worker()", str(db)],
                                   cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
                                   stdout=subprocess.DEVNULL, stderr=err)

@@ -11,10 +11,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from durable import LocalRuntime, VirtualClock
-from durable.errors import CheckpointError
-from durable.journal import operation_id
-from durable.model import (
+from duragent.durable import LocalRuntime, VirtualClock
+from duragent.durable.errors import CheckpointError
+from duragent.durable.journal import operation_id
+from duragent.durable.model import (
     CallbackOptions,
     ContextOptions,
     ErrorObject,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from durable import (
+from duragent.durable import (
     AttemptInfo,
     DurableContext,
     InvocationInfo,
@@ -28,7 +28,7 @@ from durable import (
     durable_function,
     poll_until,
 )
-from durable.model import OperationStatus, OperationType
+from duragent.durable.model import OperationStatus, OperationType
 
 Events = Callable[..., list[dict[str, Any]]]
 
@@ -422,7 +422,7 @@ def test_raising_hooks_are_logged_and_the_execution_succeeds(tmp_path: Any, cloc
     def handler(event: Any, ctx: DurableContext) -> str:
         return ctx.step(lambda: f"hello {event}", name="greet")
 
-    with caplog.at_level(logging.WARNING, logger="durable.plugins"), \
+    with caplog.at_level(logging.WARNING, logger="duragent.durable.plugins"), \
             LocalRuntime(tmp_path / "p.db", clock=clock) as rt:
         info = rt.run(handler, "bob")
     assert info.status == "SUCCEEDED" and info.result == "hello bob"
@@ -430,7 +430,7 @@ def test_raising_hooks_are_logged_and_the_execution_succeeds(tmp_path: Any, cloc
                                "operation-end", "invocation-end"]
     # The plugin after the raising one still saw every hook.
     assert [c[0] for c in recorder.calls] == exploding.hooks
-    warnings = [r for r in caplog.records if r.name == "durable.plugins"]
+    warnings = [r for r in caplog.records if r.name == "duragent.durable.plugins"]
     assert len(warnings) == 6 and all(r.exc_info for r in warnings)
     assert "exploding" in warnings[0].getMessage()
 

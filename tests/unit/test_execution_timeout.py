@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from durable import DurableContext, Duration, InvokeError, LocalRuntime, VirtualClock
+from duragent.durable import DurableContext, Duration, InvokeError, LocalRuntime, VirtualClock
 
 
 def slow(event: dict, ctx: DurableContext) -> str:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from agents.errors import (
+from duragent.agents.errors import (
     ModelAuthError,
     ModelBadRequestError,
     ModelContextTooLongError,
@@ -17,8 +17,8 @@ from agents.errors import (
     ModelRateLimitError,
     ModelResponseError,
 )
-from agents.models._errors import classify_status, parse_retry_after, translate_botocore_error
-from agents.models._util import parse_arguments
+from duragent.agents.models._errors import classify_status, parse_retry_after, translate_botocore_error
+from duragent.agents.models._util import parse_arguments
 
 
 @pytest.mark.parametrize(("headers", "expected"), [

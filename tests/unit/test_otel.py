@@ -9,8 +9,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from durable import DurableContext, LocalRuntime, RetryPolicy, StepConfig, VirtualClock
-from durable.otel import TracingPlugin
+from duragent.durable import DurableContext, LocalRuntime, RetryPolicy, StepConfig, VirtualClock
+from duragent.durable.otel import TracingPlugin
 
 
 def test_spans_follow_invocations_operations_and_attempts(tmp_path: Path) -> None:

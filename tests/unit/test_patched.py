@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from durable import DurableContext, LocalRuntime, VirtualClock
+from duragent.durable import DurableContext, LocalRuntime, VirtualClock
 
 
 def old_code(event: dict, ctx: DurableContext) -> str:

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from agents import Agent, AgentError
-from agents.messages import ModelRequest, ModelResponse, TextBlock, ToolResult
-from agents.models import FunctionModel, ScriptedModel
-from agents.patterns import (
+from duragent.agents import Agent, AgentError
+from duragent.agents.messages import ModelRequest, ModelResponse, TextBlock, ToolResult
+from duragent.agents.models import FunctionModel, ScriptedModel
+from duragent.agents.patterns import (
     Evaluation,
     GateFailedError,
     Link,
@@ -30,8 +30,8 @@ from agents.patterns import (
     sectioning,
     vote,
 )
-from durable import DurableContext, Duration, LocalRuntime
-from tools import tool
+from duragent.durable import DurableContext, Duration, LocalRuntime
+from duragent.tools import tool
 
 
 @tool

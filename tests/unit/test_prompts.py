@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-import prompts
-from durable import UsageError
-from prompts import PromptError, PromptTemplate, RenderedPrompt, load, render
+from duragent import prompts
+from duragent.durable import UsageError
+from duragent.prompts import PromptError, PromptTemplate, RenderedPrompt, load, render
 
 SUMMARIZE = """---
 name: summarize

@@ -8,14 +8,23 @@ import inspect
 
 import pytest
 
+FRONT_DOOR = ["durable_function", "DurableContext", "Duration", "StepConfig", "StepSemantics", "RetryPolicy",
+              "CallbackConfig", "ChildConfig", "InvokeConfig", "WaitForConditionConfig", "ParallelConfig", "MapConfig",
+              "CompletionConfig", "NestingType", "BatchResult", "LocalRuntime", "VirtualClock", "Agent", "AgentResult",
+              "tool", "ToolError", "ask_human", "render", "step_context", "DurableError", "UsageError", "StepError",
+              "NonDeterministicExecutionError", "CallbackError", "CallbackTimeoutError", "ChildContextError",
+              "InvokeError", "WaitForConditionError", "SerializationError", "StepInterruptedError", "AgentError",
+              "Budget", "BudgetExceededError", "DurableOperationError", "PromptError", "__version__"]
+
 CONTRACT = {
-    "durable": ["durable_function", "DurableContext", "Duration", "StepConfig", "StepSemantics", "RetryPolicy",
+    "duragent": FRONT_DOOR,
+    "duragent.durable": ["durable_function", "DurableContext", "Duration", "StepConfig", "StepSemantics", "RetryPolicy",
                 "CallbackConfig", "ParallelConfig", "MapConfig", "CompletionConfig", "NestingType", "BatchResult",
                 "LocalRuntime", "InvokeConfig", "step_context", "NonDeterministicExecutionError"],
-    "durable.aws": ["lambda_handler"],
-    "agents": ["Agent", "AgentResult", "ask_human"],
-    "tools": ["tool", "Tool"],
-    "prompts": ["load", "render"],
+    "duragent.durable.aws": ["lambda_handler"],
+    "duragent.agents": ["Agent", "AgentResult", "ask_human"],
+    "duragent.tools": ["tool", "Tool"],
+    "duragent.prompts": ["load", "render"],
 }
 
 
@@ -27,7 +36,8 @@ def test_the_contract_names_are_exported(module_name: str) -> None:
     assert set(CONTRACT[module_name]) <= set(module.__all__)
 
 
-@pytest.mark.parametrize("module_name", ["durable", "agents", "tools", "prompts", "durable.aws"])
+@pytest.mark.parametrize("module_name", ["duragent", "duragent.durable", "duragent.agents", "duragent.tools",
+                                         "duragent.prompts", "duragent.durable.aws"])
 def test_all_lists_what_the_package_exports(module_name: str) -> None:
     module = importlib.import_module(module_name)
     assert sorted(set(module.__all__)) == sorted(module.__all__), "duplicates in __all__"
@@ -36,7 +46,7 @@ def test_all_lists_what_the_package_exports(module_name: str) -> None:
 
 
 def test_the_context_has_every_operation_of_the_contract() -> None:
-    from durable import DurableContext
+    from duragent.durable import DurableContext
 
     for method in ("step", "wait", "create_callback", "wait_for_callback", "run_in_child_context", "parallel",
                    "map", "wait_for_condition", "invoke", "now", "random", "uuid4", "patched"):
@@ -44,8 +54,8 @@ def test_the_context_has_every_operation_of_the_contract() -> None:
 
 
 def test_every_durable_exception_is_exported() -> None:
-    import durable
-    from durable import errors
+    from duragent import durable
+    from duragent.durable import errors
 
     classes = [c for _, c in inspect.getmembers(errors, inspect.isclass)
                if issubclass(c, errors.DurableError) and c.__module__ == errors.__name__]
@@ -54,3 +64,18 @@ def test_every_durable_exception_is_exported() -> None:
               "WaitForConditionError", "InvokeError", "SerializationError"}
     assert public <= {c.__name__ for c in classes}
     assert public <= set(durable.__all__)
+
+
+def test_the_front_door_is_exactly_what_users_need_first() -> None:
+    """The front door is pinned: adding to it is a decision, not an accident."""
+    import duragent
+
+    assert sorted(duragent.__all__) == sorted(FRONT_DOOR)
+
+
+def test_front_door_names_are_the_subpackage_objects() -> None:
+    import duragent
+    from duragent import agents, durable, prompts, tools
+
+    assert duragent.Agent is agents.Agent and duragent.tool is tools.tool and duragent.render is prompts.render
+    assert duragent.durable_function is durable.durable_function and duragent.LocalRuntime is durable.LocalRuntime

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from durable import (
+from duragent.durable import (
     ChildConfig,
     DurableContext,
     LocalRuntime,
@@ -23,8 +23,8 @@ from durable import (
     StepError,
     VirtualClock,
 )
-from durable.errors import ExecutionConflictError
-from durable.model import OperationType
+from duragent.durable.errors import ExecutionConflictError
+from duragent.durable.model import OperationType
 
 NO_RETRY = StepConfig(retry=RetryPolicy.no_retry())
 
@@ -198,7 +198,7 @@ def test_changed_code_fails_the_execution_with_a_nondeterminism_error(
     assert info.status == "FAILED"
     assert calls == ["a"]  # nothing of the new code ran
     error = info.error or {}
-    assert error["ErrorType"] == "durable.errors.NonDeterministicExecutionError"
+    assert error["ErrorType"] == "duragent.NonDeterministicExecutionError"
     message = error["ErrorMessage"]
     assert position in message
     for difference in differences:
@@ -301,12 +301,12 @@ def test_the_context_logger_writes_each_line_once_across_replays(rt: LocalRuntim
         ctx.logger.info("finishing")
         return "ok"
 
-    caplog.set_level(logging.INFO, logger="durable.user")
+    caplog.set_level(logging.INFO, logger="duragent.durable.user")
     info = rt.run(handler, {"id": 7})
     assert info.invocations == 3
-    messages = [r.getMessage() for r in caplog.records if r.name == "durable.user"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "duragent.durable.user"]
     assert messages == ["starting order 7", "after first wait", "finishing"]
-    fields = [getattr(r, "durable", {}) for r in caplog.records if r.name == "durable.user"]
+    fields = [getattr(r, "durable", {}) for r in caplog.records if r.name == "duragent.durable.user"]
     assert all(f.get("executionArn", "").endswith(info.id) for f in fields)
 
 
@@ -318,6 +318,6 @@ def test_replay_logging_can_be_turned_on(rt: LocalRuntime, caplog: pytest.LogCap
         ctx.wait(5)
         return "ok"
 
-    caplog.set_level(logging.INFO, logger="durable.user")
+    caplog.set_level(logging.INFO, logger="duragent.durable.user")
     rt.run(handler)
-    assert [r.getMessage() for r in caplog.records if r.name == "durable.user"] == ["top"] * 3
+    assert [r.getMessage() for r in caplog.records if r.name == "duragent.durable.user"] == ["top"] * 3

@@ -11,8 +11,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from durable import DurableContext, LocalRuntime, MapConfig, RetryPolicy, StepConfig, VirtualClock
-from durable.replay_check import replay_check
+from duragent.durable import DurableContext, LocalRuntime, MapConfig, RetryPolicy, StepConfig, VirtualClock
+from duragent.durable.replay_check import replay_check
 
 Program = list[Any]
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import tenacity
 
-from durable import (
+from duragent.durable import (
     DurableContext,
     LocalRuntime,
     RetryPolicy,

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from agents.errors import ModelConfigurationError
-from agents.messages import (
+from duragent.agents.errors import ModelConfigurationError
+from duragent.agents.messages import (
     Message,
     ModelRequest,
     ModelResponse,
@@ -17,8 +17,8 @@ from agents.messages import (
     ToolSpec,
     Usage,
 )
-from agents.models import FunctionModel, Model, ScriptedModel, infer_model
-from agents.models.scripted import text_chunks
+from duragent.agents.models import FunctionModel, Model, ScriptedModel, infer_model
+from duragent.agents.models.scripted import text_chunks
 
 
 def ask(text: str = "hello there", history: list[Message] | None = None) -> ModelRequest:

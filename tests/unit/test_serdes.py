@@ -10,7 +10,7 @@ from typing import Any
 
 import pydantic
 
-from durable import DurableContext, LocalRuntime, StepConfig, StepError
+from duragent.durable import DurableContext, LocalRuntime, StepConfig, StepError
 
 
 class Order(pydantic.BaseModel):
@@ -101,12 +101,12 @@ def test_a_result_that_cannot_be_serialized_fails_the_step_without_retry(rt: Loc
     eid = rt.start(handler)
     rt.run_until_idle()
     error_type, message = rt.get(eid).result
-    assert error_type == "durable.errors.SerializationError"
+    assert error_type == "duragent.SerializationError"
     assert "cannot serialize a value of type object" in message and "serdes" in message
     assert calls == [1]
     [failed] = events(eid, "StepFailed", "handle")
     assert failed["StepFailedDetails"]["RetryDetails"] == {"CurrentAttempt": 1, "NextAttemptDelaySeconds": 0}
-    assert failed["StepFailedDetails"]["Error"]["Payload"]["ErrorType"] == "durable.errors.SerializationError"
+    assert failed["StepFailedDetails"]["Error"]["Payload"]["ErrorType"] == "duragent.SerializationError"
 
 
 def test_a_step_result_over_the_payload_limit_fails_the_step(rt: LocalRuntime) -> None:
@@ -124,7 +124,7 @@ def test_a_step_result_over_the_payload_limit_fails_the_step(rt: LocalRuntime) -
         return ["no error"]
 
     error_type, message = rt.run(handler).result
-    assert error_type == "durable.errors.PayloadTooLargeError"
+    assert error_type == "duragent.PayloadTooLargeError"
     assert "1048576" in message
     assert calls == [1]
 
@@ -163,4 +163,4 @@ def test_a_non_json_execution_result_fails_the_execution(rt: LocalRuntime) -> No
 
     info = rt.run(handler)
     assert info.status == "FAILED"
-    assert info.error is not None and info.error["ErrorType"] == "durable.errors.SerializationError"
+    assert info.error is not None and info.error["ErrorType"] == "duragent.SerializationError"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from durable import (
+from duragent.durable import (
     DurableContext,
     Duration,
     LocalRuntime,
@@ -19,7 +19,7 @@ from durable import (
     UsageError,
     step_context,
 )
-from durable.model import OperationStatus
+from duragent.durable.model import OperationStatus
 
 NO_RETRY = StepConfig(retry=RetryPolicy.no_retry())
 
@@ -84,7 +84,7 @@ def test_durable_operations_inside_a_step_are_a_usage_error(rt: LocalRuntime, in
         return ["no error", None]
 
     error_type, message = rt.run(handler).result
-    assert error_type == "durable.errors.UsageError"
+    assert error_type == "duragent.UsageError"
     assert message is not None and "inside a step" in message
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from durable import DurableContext, LocalRuntime, VirtualClock
-from durable.errors import StoreError
+from duragent.durable import DurableContext, LocalRuntime, VirtualClock
+from duragent.durable.errors import StoreError
 
 
 def _files(path: Path) -> dict[str, bytes]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from durable import DurableContext, LocalRuntime, VirtualClock
+from duragent.durable import DurableContext, LocalRuntime, VirtualClock
 
 BIG = "x" * 20_000  # a step result that needs fresh pages
 
@@ -40,7 +40,7 @@ def test_a_full_disk_abandons_the_invocation_and_the_execution_resumes_intact(
     rt = LocalRuntime(tmp_path / "full.db", clock=clock)
     execution_id = rt.start(_handler(calls), {})
     _fill_the_disk(rt)
-    with caplog.at_level(logging.WARNING, logger="durable.local"):
+    with caplog.at_level(logging.WARNING, logger="duragent.durable.local"):
         rt.run_until_idle()
     assert "could not checkpoint" in caplog.text and "full" in caplog.text
     info = rt.get(execution_id)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from durable import (
+from duragent.durable import (
     DurableContext,
     LocalRuntime,
     RetryPolicy,
@@ -18,9 +18,9 @@ from durable import (
     VirtualClock,
     step_context,
 )
-from durable.errors import CallbackNotFoundError, InvalidCheckpointTokenError, UsageError
-from durable.journal import operation_id
-from durable.model import OperationAction, OperationType, OperationUpdate
+from duragent.durable.errors import CallbackNotFoundError, InvalidCheckpointTokenError, UsageError
+from duragent.durable.journal import operation_id
+from duragent.durable.model import OperationAction, OperationType, OperationUpdate
 
 
 def _snapshot(rt: LocalRuntime, eid: str) -> tuple[Any, ...]:
@@ -89,7 +89,7 @@ def test_a_zombie_invocation_cannot_write_after_its_lease_was_taken(rt: LocalRun
         rt.service.checkpoint(zombie.input.arn, token, [_step_update("a", OperationAction.SUCCEED, Payload="1")])
     assert _snapshot(rt, eid) == before
     # the zombie's late report is void too
-    from durable.model import InvocationOutput, InvocationStatus
+    from duragent.durable.model import InvocationOutput, InvocationStatus
     rt.service.end_invocation(zombie, InvocationOutput(Status=InvocationStatus.SUCCEEDED, Result="1"), "worker-a")
     assert _snapshot(rt, eid) == before
     crash = [e for e in rt.history(eid) if e["EventType"] == "InvocationCompleted"]
@@ -188,7 +188,7 @@ def test_a_dead_invocation_is_resumed_when_its_lease_lapses(rt: LocalRuntime, cl
         # the interrupted attempt is never re-run: it counts as failed, and attempt 2 runs
         assert attempts == [1, 2]
         [failed] = events(eid, "StepFailed", "charge")
-        assert failed["StepFailedDetails"]["Error"]["Payload"]["ErrorType"] == "durable.errors.StepInterruptedError"
+        assert failed["StepFailedDetails"]["Error"]["Payload"]["ErrorType"] == "duragent.StepInterruptedError"
         assert failed["StepFailedDetails"]["RetryDetails"] == {"CurrentAttempt": 1, "NextAttemptDelaySeconds": 1}
     else:
         # at least once: the interrupted attempt runs again
@@ -216,7 +216,7 @@ def test_an_interrupted_at_most_once_step_without_retries_fails(rt: LocalRuntime
     rt.run_until_idle()
     info = rt.get(eid)
     assert info.status == "FAILED"
-    assert info.error is not None and info.error["ErrorType"] == "durable.errors.StepInterruptedError"
+    assert info.error is not None and info.error["ErrorType"] == "duragent.StepInterruptedError"
     assert attempts == [1]  # never run again
     [failed] = events(eid, "StepFailed", "pay")
     assert failed["StepFailedDetails"]["RetryDetails"] == {"CurrentAttempt": 1, "NextAttemptDelaySeconds": 0}

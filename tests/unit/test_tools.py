@@ -14,7 +14,7 @@ import pytest
 from pydantic import BaseModel, Field
 from tenacity import stop_after_attempt, wait_fixed
 
-from durable import (
+from duragent.durable import (
     DurableContext,
     Duration,
     LocalRuntime,
@@ -23,11 +23,11 @@ from durable import (
     VirtualClock,
     step_context,
 )
-from tools import Tool, ToolError, ToolValidationError, tool
-from tools.builtin import calculator, current_time, http_get
-from tools.builtin.calculator import CalculatorError, evaluate
-from tools.builtin.http import ALLOW_PRIVATE_ENV
-from tools.tool import to_text
+from duragent.tools import Tool, ToolError, ToolValidationError, tool
+from duragent.tools.builtin import calculator, current_time, http_get
+from duragent.tools.builtin.calculator import CalculatorError, evaluate
+from duragent.tools.builtin.http import ALLOW_PRIVATE_ENV
+from duragent.tools.tool import to_text
 
 # -- a representative tool -------------------------------------------------------------------------
 

@@ -7,12 +7,12 @@ import json
 import textwrap
 from pathlib import Path
 
-from agents import Agent
-from agents.agent import tools_hash
-from agents.models import ScriptedModel
-from durable import LocalRuntime, VirtualClock
-from durable.registry import resolve_target
-from tools import tool
+from duragent.agents import Agent
+from duragent.agents.agent import tools_hash
+from duragent.agents.models import ScriptedModel
+from duragent.durable import LocalRuntime, VirtualClock
+from duragent.durable.registry import resolve_target
+from duragent.tools import tool
 
 
 def _module(tmp_path: Path, name: str, body: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from durable import BatchResult
+from duragent.durable import BatchResult
 
 
 def projection(batch: BatchResult, *keys: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from durable import CallbackConfig, CallbackError, CallbackTimeoutError, DurableContext, Duration
+from duragent.durable import CallbackConfig, CallbackError, CallbackTimeoutError, DurableContext, Duration
 
 from ..driver import requirement
 

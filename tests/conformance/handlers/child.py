@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from durable import (
+from duragent.durable import (
     ChildConfig,
     ChildContextError,
     DurableContext,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from durable import DurableContext, InvokeConfig, InvokeError
+from duragent.durable import DurableContext, InvokeConfig, InvokeError
 
 from ..driver import EXTRA_FUNCTIONS, requirement
 

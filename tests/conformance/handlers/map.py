@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from durable import BatchResult, CompletionConfig, DurableContext, MapConfig, NestingType
+from duragent.durable import BatchResult, CompletionConfig, DurableContext, MapConfig, NestingType
 
 from ..driver import requirement
 from ._batch import projection

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from durable import CompletionConfig, DurableContext, NestingType, ParallelConfig
+from duragent.durable import CompletionConfig, DurableContext, NestingType, ParallelConfig
 
 from ..driver import requirement
 from ._batch import projection

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from durable import (
+from duragent.durable import (
     AttemptInfo,
     DurableContext,
     InvocationInfo,
@@ -23,7 +23,7 @@ from durable import (
 
 from ..driver import requirement
 
-_LOG = logging.getLogger("durable.user")
+_LOG = logging.getLogger("duragent.durable.user")
 
 
 class ConformancePlugin(Plugin):

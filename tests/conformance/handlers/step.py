@@ -7,7 +7,7 @@ from typing import Any
 
 from tenacity import retry_if_not_exception_type
 
-from durable import DurableContext, RetryPolicy, StepConfig, StepError, StepSemantics, step_context
+from duragent.durable import DurableContext, RetryPolicy, StepConfig, StepError, StepSemantics, step_context
 
 from ..driver import crash_once, requirement
 

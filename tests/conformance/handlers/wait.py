@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from durable import DurableContext, Duration
+from duragent.durable import DurableContext, Duration
 
 from ..driver import requirement
 

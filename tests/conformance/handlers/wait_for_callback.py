@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from durable import (
+from duragent.durable import (
     CallbackConfig,
     CallbackError,
     CallbackTimeoutError,

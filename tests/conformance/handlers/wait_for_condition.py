@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from durable import (
+from duragent.durable import (
     DurableContext,
     StepContext,
     WaitDecision,
