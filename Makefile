@@ -19,7 +19,7 @@ $(DEMO_STAMP): pyproject.toml $(VENV)/bin/python
 
 $(DEV_STAMP): pyproject.toml $(VENV)/bin/python
 	$(PY) -m pip install -q -e '.[dev]'
-	$(PY) -m pip download -q -d $(WHEELHOUSE) openai-agents 'pydantic>=2.7' 'tenacity>=8.2' 'boto3>=1.44'
+	$(PY) -m pip download -q -d $(WHEELHOUSE) openai-agents 'pydantic>=2.7' 'tenacity>=8.2' 'boto3>=1.44' 'jsonschema>=4.18'
 	touch $(DEMO_STAMP) $(DEV_STAMP)
 
 install: $(DEV_STAMP)

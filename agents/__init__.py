@@ -12,7 +12,7 @@ from .agent import (
     PromptChangedError,
     model_retry_policy,
 )
-from .human import ApprovalDecision, ReviewRequest, ask_human, pending_reviews, request_approval
+from .human import ApprovalDecision, ask_human, pending_reviews, request_approval
 from .messages import (
     Message,
     ModelRequest,
@@ -23,11 +23,12 @@ from .messages import (
     ToolResult,
     Usage,
 )
+from .review import ReviewError, ReviewRequest
 from .usage import Ledger, Price, ledger_from_history
 
 __all__ = [
     "Agent", "AgentError", "AgentResult", "ApprovalDecision", "Budget", "BudgetExceededError", "Ledger",
     "MaxTurnsExceededError", "Message", "ModelRequest", "ModelResponse", "ModelSettings", "OutputValidationError",
-    "Price", "PromptChangedError", "ReviewRequest", "TextBlock", "ToolCall", "ToolResult", "Usage",
+    "Price", "PromptChangedError", "ReviewError", "ReviewRequest", "TextBlock", "ToolCall", "ToolResult", "Usage",
     "ask_human", "ledger_from_history", "model_retry_policy", "pending_reviews", "request_approval",
 ]

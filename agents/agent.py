@@ -20,7 +20,6 @@ from tenacity.retry import retry_if_exception
 from tenacity.wait import wait_base
 
 from duragent.durable import (
-    CallbackConfig,
     CallbackTimeoutError,
     DurableContext,
     DurableError,
@@ -33,7 +32,7 @@ from duragent.durable import (
 )
 
 from .errors import ModelError
-from .human import DEFAULT_REVIEW_TIMEOUT, ApprovalDecision, ReviewRequest, request_approval
+from .human import DEFAULT_REVIEW_TIMEOUT, ApprovalDecision, request_approval, request_decision
 from .messages import (
     Message,
     ModelRequest,
@@ -46,6 +45,7 @@ from .messages import (
 )
 from .models import infer_model
 from .models.base import Model, TextCallback
+from .review import Reject, ReviewError, ReviewRequest
 from .usage import MODEL_CALL_SUBTYPE, Ledger, Price
 
 FINAL_RESULT_TOOL = "final_result"
@@ -160,6 +160,12 @@ class Agent:
         self.max_parallel_tools = max_parallel_tools
         self.on_prompt_change = on_prompt_change
         self._output_adapter: TypeAdapter[Any] | None = TypeAdapter(output_type) if output_type is not None else None
+
+    @property
+    def output_adapter(self) -> TypeAdapter[Any] | None:
+        """Validates a value into ``output_type`` (None without one): a checkpointed output is
+        revalidated with it (see ``agents.patterns``)."""
+        return self._output_adapter
 
     @property
     def model(self) -> Model:
@@ -295,20 +301,21 @@ class Agent:
         except Exception as exc:  # validation errors go back to the model
             return ToolResult(tool_call_id=call.id, content=str(exc), is_error=True)
         if getattr(tool, "requires_approval", False):
-            decision: ApprovalDecision = request_approval(ctx, tool=tool.name, arguments=call.arguments,
-                                                          name=f"approval:{tool.name}",
-                                                          timeout=self.approval_timeout)
+            # the schema goes with the request so an operator can check an edit before sending it;
+            # tool.validate checks the merged arguments again here (an edit it refuses is asked again)
+            decision: ApprovalDecision = request_approval(
+                ctx, tool=tool.name, arguments=call.arguments, name=f"approval:{tool.name}",
+                timeout=self.approval_timeout, argument_schema=getattr(tool, "parameters", None),
+                validate=tool.validate, tool_call_id=call.id)
             if not decision.approved:
                 feedback = decision.feedback or "no reason given"
                 return ToolResult(tool_call_id=call.id, is_error=True,
                                   content=f"The reviewer rejected this call; it was not run. Feedback: {feedback}")
             if decision.arguments is not None:
                 arguments = decision.arguments
-                try:
-                    tool.validate(arguments)
-                except Exception as exc:
-                    return ToolResult(tool_call_id=call.id, is_error=True,
-                                      content=f"the reviewer's edited arguments are invalid: {exc}")
+            if decision.changes:  # the conversation holds the model's call: say what ran instead
+                result = _as_tool_result(tool.run(ctx, arguments, call_id=call.id), call.id)
+                return result.model_copy(update={"content": f"{decision.changes}\n{result.content}"})
         return _as_tool_result(tool.run(ctx, arguments, call_id=call.id), call.id)
 
     # -- budget ----------------------------------------------------------------------------------
@@ -328,18 +335,18 @@ class Agent:
             request = ReviewRequest(kind="budget", title=f"{self.name} reached its budget ({spent}). Continue?",
                                     question=f"Spent {spent}; approve to allow another budget's worth.")
 
-            def submit(callback_id: str, request: ReviewRequest = request) -> dict[str, Any]:
-                return request.model_copy(update={"callback_id": callback_id}).model_dump(exclude_none=True)
-
             try:
-                answer = ctx.wait_for_callback(submit, name=f"{self.name}: budget {checks}",
-                                               config=CallbackConfig(timeout=self.approval_timeout))
+                decision = request_decision(ctx, request, name=f"{self.name}: budget {checks}",
+                                            timeout=self.approval_timeout)
             except CallbackTimeoutError as exc:  # nobody answered: as with approvals, that is a no
                 raise BudgetExceededError(f"{self.name} stopped at its budget ({spent}); no reviewer answered "
                                           "before the budget review timed out") from exc
-            if not ApprovalDecision.parse(answer).approved:
+            except ReviewError as exc:  # answers that never fit: no usable yes either
+                raise BudgetExceededError(f"{self.name} stopped at its budget ({spent}); no usable answer to the "
+                                          f"budget review arrived ({exc.problem})") from exc
+            if isinstance(decision, Reject):
                 raise BudgetExceededError(f"{self.name} stopped at its budget ({spent}); the reviewer declined "
-                                          "to continue")
+                                          f"to continue: {decision.feedback}")
 
 
 def _as_tool_result(value: Any, call_id: str) -> ToolResult:

@@ -1,115 +1,173 @@
 """Human review as durable callbacks: the execution suspends for free until a person answers.
 
-A review is a ``wait_for_callback`` whose submitter step records *what* was asked (an
+A review is a ``wait_for_callback`` whose submitter step records *what* was asked (a
 ``ReviewRequest``), so an inbox (``duragent list --pending``, the console) can show it without
-re-running anything. Answers are JSON: ``{"approved": true, "arguments": {...}}`` or
-``{"approved": false, "feedback": "..."}`` — what ``duragent approve`` / ``reject`` send.
+re-running anything. Answers are read through ``agents.review`` (the protocol: what an answer
+looks like and what it must fit). An answer that does not fit (say, sent with a raw ``duragent
+callback succeed``) is never taken for a rejection or a yes: the review is asked again, its title
+saying what was wrong, up to ``attempts`` times.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any, Literal, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from duragent.durable import CallbackConfig, CallbackTimeoutError, DurableContext, Duration
-from duragent.durable.operations.callback import submitter_record
+from duragent.durable import (
+    CallbackConfig,
+    CallbackTimeoutError,
+    DurableContext,
+    Duration,
+    UsageError,
+    submitter_record,
+)
+
+from .review import (
+    REVIEW_KINDS,
+    Answer,
+    Approve,
+    Decision,
+    Reject,
+    ReviewError,
+    ReviewRequest,
+    describe_changes,
+    merge_edits,
+    read_decision,
+    review_request,
+)
 
 T = TypeVar("T")
 
 DEFAULT_REVIEW_TIMEOUT = Duration.from_days(7)
+DEFAULT_ATTEMPTS = 3
 
-
-class ReviewRequest(BaseModel):
-    """What a reviewer is asked. Stored as the submitter step's result."""
-
-    kind: Literal["tool_approval", "question", "budget"]
-    title: str
-    tool: str | None = None
-    arguments: dict[str, Any] | None = None
-    question: str | None = None
-    response_schema: dict[str, Any] | None = None
-    callback_id: str | None = None
+__all__ = ["DEFAULT_REVIEW_TIMEOUT", "REVIEW_KINDS", "ApprovalDecision", "ReviewRequest", "as_review_request",
+           "ask_human", "pending_reviews", "request_approval", "request_decision"]
 
 
 class ApprovalDecision(BaseModel):
+    """How a tool approval ended, for the code that asked (``request_approval``)."""
+
     approved: bool
     arguments: dict[str, Any] | None = None
-    """Edited arguments to run the tool with instead of the model's."""
+    """Approved: the arguments to run the tool with (the proposed ones with the reviewer's edits merged)."""
+    edits: dict[str, Any] | None = None
+    """What the reviewer changed (None: approved as proposed)."""
+    changes: str | None = None
+    """The edits, said for the model (``A reviewer changed the arguments before running: ...``)."""
     feedback: str | None = None
+    """Not approved: why (the reviewer's feedback, a timeout, or answers that never fit)."""
     reviewer: str | None = None
 
-    @classmethod
-    def parse(cls, answer: Any) -> ApprovalDecision:
-        """Accept the CLI's JSON, a bare true/false, or {"approved": ...}."""
-        if isinstance(answer, bool):
-            return cls(approved=answer)
-        if isinstance(answer, str):
-            lowered = answer.strip().lower()
-            if lowered in ("approve", "approved", "yes", "ok"):
-                return cls(approved=True)
-            return cls(approved=False, feedback=answer)
-        if answer is None:
-            return cls(approved=False, feedback="empty answer")
-        return cls.model_validate(answer)
 
-
-def _submitter(request: ReviewRequest) -> Any:
+def _submitter(request: ReviewRequest) -> Callable[[str], dict[str, Any]]:
     def submit(callback_id: str) -> dict[str, Any]:
         return request.model_copy(update={"callback_id": callback_id}).model_dump(exclude_none=True)
 
     return submit
 
 
+def _ask(ctx: DurableContext, request: ReviewRequest, *, name: str, timeout: Duration | None, attempts: int,
+         interpret: Callable[[Decision], T]) -> T:
+    """Ask, read the answer through the protocol, and ask again (saying why) while it does not fit.
+    Raises ReviewError after ``attempts`` unfit answers, CallbackTimeoutError when nobody answers."""
+    if attempts < 1:
+        raise UsageError(f"attempts must be at least 1, got {attempts}")
+    asked = request
+    for attempt in range(1, attempts + 1):
+        answer = ctx.wait_for_callback(_submitter(asked), name=name if attempt == 1 else f"{name} (again {attempt})",
+                                       config=CallbackConfig(timeout=timeout))
+        try:
+            return interpret(read_decision(asked, answer))
+        except ReviewError as exc:
+            if attempt == attempts:
+                raise ReviewError(f"{attempts} answer(s) to {name!r} did not fit; the last: {exc}",
+                                  problem=exc.problem) from None
+            note = f"(The previous answer did not fit: {exc.problem}. Please answer again.)"
+            update: dict[str, Any] = {"title": f"{request.title}\n{note}"}
+            if request.question is not None:
+                update["question"] = f"{request.question}\n{note}"
+            asked = request.model_copy(update=update)
+    raise AssertionError("unreachable")
+
+
 def request_approval(ctx: DurableContext, *, tool: str, arguments: dict[str, Any], name: str,
-                     timeout: Duration | None = DEFAULT_REVIEW_TIMEOUT) -> ApprovalDecision:
-    """Suspend until a reviewer approves, edits or rejects a tool call. A timeout is a rejection."""
-    request = ReviewRequest(kind="tool_approval", title=f"Run tool {tool}?", tool=tool, arguments=arguments)
+                     timeout: Duration | None = DEFAULT_REVIEW_TIMEOUT, argument_schema: dict[str, Any] | None = None,
+                     validate: Callable[[dict[str, Any]], object] | None = None, tool_call_id: str | None = None,
+                     attempts: int = DEFAULT_ATTEMPTS) -> ApprovalDecision:
+    """Suspend until a reviewer approves (optionally with edits) or rejects a tool call.
+
+    ``argument_schema`` is recorded with the request so operators can check an edit before sending
+    it; ``validate`` (e.g. ``Tool.validate``) checks the merged arguments here too, and an edit it
+    refuses is asked again. A timeout, or ``attempts`` answers that never fit, end as a rejection."""
+    request = ReviewRequest(kind="tool_approval", title=f"Run tool {tool}?", tool=tool, arguments=arguments,
+                            argument_schema=argument_schema, tool_call_id=tool_call_id)
+
+    def interpret(decision: Decision) -> ApprovalDecision:
+        if isinstance(decision, Reject):
+            return ApprovalDecision(approved=False, feedback=decision.feedback, reviewer=decision.reviewer)
+        assert isinstance(decision, Approve)  # read_decision gives a tool approval nothing else
+        final = merge_edits(arguments, decision.edits)
+        if decision.edits and validate is not None:
+            try:
+                validate(final)
+            except Exception as exc:  # the tool's own validation (pydantic) may be stricter than the schema
+                raise ReviewError(f"the edited arguments do not fit tool {tool}: {exc}",
+                                  problem=f"the edited arguments do not fit: {exc}") from None
+        return ApprovalDecision(approved=True, arguments=final, edits=decision.edits,
+                                changes=describe_changes(arguments, final), reviewer=decision.reviewer)
+
     try:
-        answer = ctx.wait_for_callback(_submitter(request), name=name, config=CallbackConfig(timeout=timeout))
+        return _ask(ctx, request, name=name, timeout=timeout, attempts=attempts, interpret=interpret)
     except CallbackTimeoutError:
         return ApprovalDecision(approved=False, feedback="no reviewer answered before the approval timed out")
-    try:
-        return ApprovalDecision.parse(answer)
-    except ValidationError as exc:
-        return ApprovalDecision(approved=False, feedback=f"unreadable review answer: {exc.errors()[0]['msg']}")
+    except ReviewError as exc:
+        return ApprovalDecision(approved=False, feedback=f"no usable review answer arrived ({exc.problem})")
+
+
+def request_decision(ctx: DurableContext, request: ReviewRequest, *, name: str,
+                     timeout: Duration | None = DEFAULT_REVIEW_TIMEOUT,
+                     attempts: int = DEFAULT_ATTEMPTS) -> Approve | Reject:
+    """Suspend until a reviewer approves or rejects ``request`` (a budget review, say). Raises
+    CallbackTimeoutError when nobody answers in time, ReviewError after ``attempts`` unfit answers."""
+
+    def interpret(decision: Decision) -> Approve | Reject:
+        assert not isinstance(decision, Answer)  # read_decision gives a review nothing else
+        return decision
+
+    return _ask(ctx, request, name=name, timeout=timeout, attempts=attempts, interpret=interpret)
 
 
 def ask_human(ctx: DurableContext, question: str, response_type: type[T] = str,  # type: ignore[assignment]
               *, name: str | None = None, timeout: Duration | None = DEFAULT_REVIEW_TIMEOUT,
-              attempts: int = 3) -> T:
+              attempts: int = DEFAULT_ATTEMPTS) -> T:
     """Ask a person a free-form question and suspend until they answer; the answer is validated
-    into ``response_type`` (str, a pydantic model, any type pydantic understands). An answer that
-    does not validate is asked again, saying what was wrong, up to ``attempts`` times."""
+    into ``response_type`` (str, a pydantic model, any type pydantic understands; its JSON schema is
+    recorded with the question). An answer that does not validate is asked again, saying what was
+    wrong, up to ``attempts`` times; then ReviewError fails the call."""
     adapter: TypeAdapter[Any] = TypeAdapter(response_type)
     schema = None if response_type is str else adapter.json_schema()
-    base_name = name or f"ask: {question[:60]}"
-    prompt = question
-    for attempt in range(1, attempts + 1):
-        request = ReviewRequest(kind="question", title=prompt, question=prompt, response_schema=schema)
-        answer = ctx.wait_for_callback(_submitter(request),
-                                       name=base_name if attempt == 1 else f"{base_name} (again {attempt})",
-                                       config=CallbackConfig(timeout=timeout))
-        if response_type is str and not isinstance(answer, str):
-            return json.dumps(answer) if answer is not None else ""  # type: ignore[return-value]
+    request = ReviewRequest(kind="question", title=question, question=question, response_schema=schema)
+
+    def interpret(decision: Decision) -> T:
+        assert isinstance(decision, Answer)  # read_decision gives a question nothing else
         try:
-            return adapter.validate_python(answer)  # type: ignore[no-any-return]
+            return adapter.validate_python(decision.value)  # type: ignore[no-any-return]
         except ValidationError as exc:
-            if attempt == attempts:
-                raise
             problem = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}"
                                 for e in exc.errors()[:3])
-            prompt = f"{question}\n(The previous answer did not fit: {problem}. Please answer again.)"
-    raise AssertionError("unreachable")
+            raise ReviewError(f"the answer does not fit {response_type!r}: {problem}", problem=problem) from None
 
-
-REVIEW_KINDS = ("tool_approval", "question", "budget")
+    return _ask(ctx, request, name=name or f"ask: {question[:60]}", timeout=timeout, attempts=attempts,
+                interpret=interpret)
 
 
 def as_review_request(record: Any) -> dict[str, Any] | None:
-    """A submitter's record when it is one of our review requests (a ``ReviewRequest`` dump)."""
-    return record if isinstance(record, dict) and record.get("kind") in REVIEW_KINDS else None
+    """A submitter's record when it is one of our review requests, as a dict (see ``review_request``)."""
+    request = review_request(record)
+    return None if request is None else request.model_dump(exclude_none=True)
 
 
 def pending_reviews(runtime: Any) -> list[dict[str, Any]]:

@@ -49,7 +49,7 @@ def _dump(value: Any) -> Any:
 
 
 def _load(agent: Agent, value: Any) -> Any:
-    adapter = agent._output_adapter
+    adapter = agent.output_adapter
     return adapter.validate_python(value) if adapter is not None and value is not None else value
 
 

@@ -33,7 +33,7 @@ from .errors import (
 from .local import LocalRuntime, VirtualClock
 from .operations._common import StepContext, step_context
 from .operations.batch import BatchResult
-from .operations.callback import Callback
+from .operations.callback import Callback, submitter_record
 from .operations.condition import WaitDecision, poll_until
 from .plugins import AttemptInfo, InvocationInfo, OperationInfo, Plugin
 from .registry import durable_function
@@ -83,4 +83,5 @@ __all__ = [
     "durable_function",
     "poll_until",
     "step_context",
+    "submitter_record",
 ]

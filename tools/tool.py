@@ -20,7 +20,6 @@ from pydantic import BaseModel
 
 from duragent.durable import DurableContext, JsonSerdes, RetryPolicy, StepConfig, StepSemantics, UsageError
 from duragent.durable.errors import DurableOperationError, error_class
-from duragent.durable.serdes import dumps
 
 from . import schema as _schema
 from .errors import ToolError, ToolValidationError
@@ -32,6 +31,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _TEXT_SERDES: JsonSerdes[str] = JsonSerdes(str)
+_ANY_JSON: JsonSerdes[Any] = JsonSerdes()
 
 
 class Tool:
@@ -192,7 +192,7 @@ def to_text(value: Any) -> str:
     except (TypeError, ValueError):
         pass
     try:
-        return dumps(value)
+        return _ANY_JSON.serialize(value) or str(value)  # pydantic's JSON of dataclasses, datetimes...
     except Exception:
         return str(value)
 

@@ -449,6 +449,7 @@ def test_a_pending_approval_shows_what_is_asked(rt: LocalRuntime) -> None:
     assert review["name"] == "approval:send_email"
     assert review["request"] == {"kind": "tool_approval", "title": "Run tool send_email?", "tool": "send_email",
                                  "arguments": {"to": "all@example.com", "subject": "Launch!"},
+                                 "argument_schema": send_email.parameters, "tool_call_id": "call-1",
                                  "callback_id": review["callback_id"]}
     assert SENT == []
     assert rt.get(only_execution(rt)).status == "RUNNING"
