@@ -126,22 +126,22 @@ def check_decision(request: ReviewRequest, decision: Decision) -> Decision:
     what = _describe(request)
     if request.kind == "question":
         if not isinstance(decision, Answer):
-            raise _refuse(f"{what} is a question, not answered with {_verb(decision)}", _answer_shape(request))
+            raise _refuse(f"{what} takes an answer, not {_verb(decision)}", _answer_shape(request))
         _check_answer(request, decision.value)
         return decision
     if isinstance(decision, Answer):
-        raise _refuse(f"{what} is a {_kind_text(request)}, not answered with a value", "approve or reject it")
+        raise _refuse(f"{what} takes an approval or a rejection, not an answer value", "approve or reject it")
     reviewer = decision.reviewer.strip() if decision.reviewer and decision.reviewer.strip() else None
     if isinstance(decision, Reject):
         feedback = decision.feedback.strip() if isinstance(decision.feedback, str) else ""
         if not feedback:
-            raise _refuse(f"a rejection of {what} needs feedback", "give a non-empty text saying why "
+            raise _refuse("a rejection needs feedback", "give a non-empty text saying why "
                           "(the model reads it)")
         return Reject(feedback=feedback, reviewer=reviewer)
     edits = decision.edits or None
     if edits is not None:
         if request.kind != "tool_approval":
-            raise _refuse(f"{what} is a {_kind_text(request)}, which takes no edits", "approve or reject it as it is")
+            raise _refuse(f"{what} takes no edits (only a tool review does)", "approve or reject it as it is")
         _check_arguments(request, merge_edits(request.arguments, edits), edits)
     return Approve(edits=edits, reviewer=reviewer)
 
@@ -154,11 +154,11 @@ def read_decision(request: ReviewRequest, answer: Any) -> Decision:
         return check_decision(request, Answer(value=answer))
     example = '{"approved": true} or {"approved": false, "feedback": "why"}'
     if not isinstance(answer, dict) or not isinstance(answer.get("approved"), bool):
-        raise _refuse(f"the answer to {_describe(request)} must be a JSON object with \"approved\": true or "
+        raise _refuse(f"an answer to {_describe(request)} must be a JSON object with \"approved\": true or "
                       f"false, got {_clip(answer)}", f"send {example}")
     unknown = sorted(set(answer) - {"approved", "edits", "arguments", "feedback", "reviewer"})
     if unknown:
-        raise _refuse(f"the answer to {_describe(request)} has unknown keys {unknown}", f"send {example}"
+        raise _refuse(f"an answer to {_describe(request)} has unknown keys {unknown}", f"send {example}"
                       + (' (an approval may add "edits": {...})' if request.kind == "tool_approval" else ""))
     reviewer = answer.get("reviewer")
     if reviewer is not None and not isinstance(reviewer, str):
@@ -246,7 +246,7 @@ def _check_arguments(request: ReviewRequest, merged: dict[str, Any], edits: dict
         return
     problems = _schema_problems(schema, merged)
     if problems:
-        raise _refuse(f"the edited arguments of {_describe(request)} do not fit its schema: {'; '.join(problems)}",
+        raise _refuse(f"the edit does not fit the arguments of {request.tool or 'the tool'}: {'; '.join(problems)}",
                       f"{request.tool or 'the tool'} takes {_summary(schema)} (an edit names only the arguments "
                       "it changes)")
 
@@ -333,14 +333,10 @@ def _edit_example(request: ReviewRequest) -> str | None:
 
 def _describe(request: ReviewRequest) -> str:
     if request.kind == "tool_approval":
-        return f"the review of tool {request.tool}" if request.tool else "the tool review"
+        return f"the review of {request.tool}" if request.tool else "the tool review"
     if request.kind == "budget":
         return "the budget review"
     return "the question"
-
-
-def _kind_text(request: ReviewRequest) -> str:
-    return {"tool_approval": "tool review", "budget": "budget review"}.get(request.kind, request.kind)
 
 
 def _verb(decision: Decision) -> str:

@@ -232,10 +232,8 @@ def _waiting_lines(args: argparse.Namespace, ops: list[Operation]) -> list[str]:
             lines.append(f"  wait {name!r} until {_when(due)} (in {_span((due or now) - now)})")
         elif op.Type == OperationType.CALLBACK and op.Status == OperationStatus.STARTED and op.CallbackDetails:
             callback_id = op.CallbackDetails.CallbackId or ""
-            succeed = _command(args, f"callback succeed {callback_id} --result '<json>'")
-            fail = _command(args, f"callback fail {callback_id} --error-message '<why>'")
-            lines += [f"  callback {name!r}, callback id {callback_id}", f"    answer: {succeed}",
-                      f"        or: {fail}"]
+            lines.append(f"  callback {name!r}, callback id {callback_id}")
+            lines += [f"    {line}" for line in _pause_hint(op, by_id, callback_id, args).splitlines()]
         elif op.Type == OperationType.STEP and op.Status in (OperationStatus.PENDING, OperationStatus.READY):
             details = op.StepDetails
             due = details.NextAttemptTimestamp if details else None
@@ -374,19 +372,37 @@ def pending_callbacks(runtime: LocalRuntime) -> Iterator[PendingItem]:
         if execution_id not in names:
             names[execution_id] = {o.Id: o for o in runtime.operations(execution_id)}
         request = _review_request(op, names[execution_id])
-        kind = str(request.get("kind", "callback")) if request else "callback"
-        name = str(request.get("title")) if request and request.get("title") else _display_name(op, names[execution_id])
+        kind = request.kind if request else "callback"
+        name = request.title if request else _display_name(op, names[execution_id])
         yield PendingItem(kind, execution_id, name, callback_id, op.StartTimestamp,
-                          request.get("arguments") if request else None)
+                          request.arguments if request else None)
 
 
-def _review_request(op: Operation, ops: dict[str, Operation]) -> dict[str, Any] | None:
-    """What a human review asks, as its submitter step recorded it (see agents.human)."""
+def _review_request(op: Operation, ops: dict[str, Operation]) -> Any:
+    """What a human review asks (an agents.review.ReviewRequest), as its submitter step recorded it."""
     try:
-        from duragent.agents.human import as_review_request
+        from duragent.agents.review import review_request
     except ImportError:
         return None
-    return as_review_request(submitter_record(op.ParentId, ops.values()))
+    return review_request(submitter_record(op.ParentId, ops.values()))
+
+
+def _pause_hint(op: Operation, ops: dict[str, Operation], callback_id: str, args: argparse.Namespace) -> str:
+    """The commands that answer this callback: approve / reject a review, answer a question..."""
+    try:
+        from duragent.agents.review import pause_hint
+    except ImportError:
+        return (f"answer: {_command(args, f'callback succeed {callback_id} --result JSON')}\n"
+                f"    or: {_command(args, f'callback fail {callback_id} --error-message TEXT')}")
+    return pause_hint(_review_request(op, ops), callback_id, lambda rest: _command(args, rest))
+
+
+def _pending_review(runtime: LocalRuntime, callback_id: str) -> Any:
+    """The review request of a pending callback (None: a plain callback); CallbackNotFoundError if none waits."""
+    for execution_id, op, pending_id in runtime.pending_callbacks():
+        if pending_id == callback_id:
+            return _review_request(op, {o.Id: o for o in runtime.operations(execution_id)})
+    raise CallbackNotFoundError(f"no pending callback with id {callback_id!r}")
 
 
 PENDING_SOURCES: list[Callable[[LocalRuntime], Iterator[PendingItem]]] = [pending_callbacks]
@@ -532,11 +548,17 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_callback(args: argparse.Namespace) -> int:
     """Answer a callback as the outside world would; a worker then resumes the execution."""
     result: str | None = None
+    answer: Any = None
     if args.action == "succeed" and args.result is not None:
-        _parse_json(args.result, "--result", "'{\"approved\": true}'")
+        answer = _parse_json(args.result, "--result", "'{\"approved\": true}'")
         result = args.result  # verbatim: the text the outside world sent is what gets stored
     with _open(args) as runtime:
         if args.action == "succeed":
+            request = _pending_review(runtime, args.callback_id)
+            if request is not None:  # a review: refuse up front an answer the agent could not use
+                from duragent.agents.review import read_decision
+
+                read_decision(request, answer)
             execution_id = runtime.send_callback_success(args.callback_id, result)
         elif args.action == "fail":
             error = ErrorObject(ErrorType=args.error_type, ErrorMessage=args.error_message,
@@ -552,21 +574,29 @@ def cmd_callback(args: argparse.Namespace) -> int:
 
 
 def cmd_review(args: argparse.Namespace) -> int:
-    """``approve`` / ``reject``: answer a human review in the shape agents expect."""
+    """``approve`` / ``reject``: answer a human review through the review protocol (agents.review),
+    which checks the decision (and an edit, against the tool's schema) before anything is sent."""
+    from duragent.agents.review import Approve, Decision, Reject, encode_decision, pause_hint
+
+    decision: Decision
     if args.command == "approve":
-        answer: dict[str, Any] = {"approved": True}
+        edits = None
         if args.edit is not None:
-            edited = _parse_json(args.edit, "--edit", "'{\"to\": \"ops@example.com\"}'")
-            if not isinstance(edited, dict):
-                raise UsageError("--edit must be a JSON object of the tool's arguments; e.g. '{\"city\": \"Paris\"}'")
-            answer["arguments"] = edited
+            edits = _parse_json(args.edit, "--edit", "'{\"to\": \"ops@example.com\"}'")
+            if not isinstance(edits, dict):
+                raise CliError("--edit must be a JSON object of the arguments to change; e.g. '{\"amount\": 10}'")
+        decision = Approve(edits=edits, reviewer=args.reviewer)
     else:
-        answer = {"approved": False, "feedback": args.feedback}
-    if args.reviewer:
-        answer["reviewer"] = args.reviewer
+        decision = Reject(feedback=args.feedback, reviewer=args.reviewer)
     with _open(args) as runtime:
-        execution_id = runtime.send_callback_success(args.callback_id, json.dumps(answer))
-    print(f"review {'approved' if answer['approved'] else 'rejected'} (execution {execution_id})")
+        request = _pending_review(runtime, args.callback_id)
+        if request is None:
+            hint = pause_hint(None, args.callback_id, lambda rest: _command(args, rest)).splitlines()[0]
+            done = "approved" if args.command == "approve" else "rejected"
+            raise CliError(f"callback {args.callback_id} is not a review, so it cannot be {done}; answer it with "
+                           f"{hint.removeprefix('answer: ')}")
+        execution_id = runtime.send_callback_success(args.callback_id, encode_decision(request, decision))
+    print(f"review {'approved' if args.command == 'approve' else 'rejected'} (execution {execution_id})")
     print(f"resume it with: {_command(args, 'worker --until-idle')}")
     return EXIT_OK
 
@@ -688,7 +718,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("approve", cmd_review, "approve a human review (optionally with edited tool arguments)")
     p.add_argument("callback_id", metavar="CALLBACK_ID")
-    p.add_argument("--edit", metavar="JSON", help="run the tool with these arguments instead")
+    p.add_argument("--edit", metavar="JSON", help="change these arguments (a JSON object; the others stay as "
+                   "proposed), checked against the tool's schema before anything is sent")
     p.add_argument("--reviewer", help="who answered (recorded with the answer)")
     p = command("reject", cmd_review, "reject a human review; the tool never runs and the model sees why")
     p.add_argument("callback_id", metavar="CALLBACK_ID")

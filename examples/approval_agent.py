@@ -10,7 +10,7 @@ Run it:
     duragent run examples/approval_agent.py:approval_agent --input '{"request": "Tell Ana that the launch moved to Tuesday"}'
     duragent list --pending               # the review: tool, arguments and its callback id
     duragent approve <CALLBACK_ID>        # send it as drafted
-    duragent approve <CALLBACK_ID> --edit '{"to": "ana@example.com", "subject": "Launch moved", "body": "..."}'
+    duragent approve <CALLBACK_ID> --edit '{"subject": "Launch moved"}'   # only what changes; the model is told
     duragent reject <CALLBACK_ID> --feedback "Not before the press release"   # the model reads why
     duragent worker --until-idle          # resumes the agent where it paused
     duragent show <EXECUTION_ID>          # result, operation tree and cost ledger
@@ -88,7 +88,11 @@ def _offline_brain(request: ModelRequest) -> ModelResponse | str:
     outcome = results[-1]
     if outcome.is_error:
         return f"The email was not sent. {outcome.content}"
-    return f"Done: the email was {outcome.content}."
+    text, note = outcome.content, ""
+    if text.startswith("A reviewer changed"):  # the agent says so when a reviewer edited the call
+        note, _, text = text.partition("\n")
+        note = " " + note
+    return f"Done: the email was {text}.{note}"
 
 
 def demo_model() -> Any:

@@ -175,15 +175,19 @@ def _list_pending(args: argparse.Namespace, executions: list[dict[str, Any]], cl
 
 
 def _review_request(callback: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """What a human review asks, as its submitter step recorded it (see agents.human)."""
+    """What a human review asks, as its submitter step recorded it (the rule: agents.review.review_request)."""
     if callback.get("ParentId") is None:
+        return None
+    try:
+        from duragent.agents.review import review_request
+    except ImportError:
         return None
     for event in events:
         if event.get("EventType") != "StepSucceeded" or event.get("ParentId") != callback["ParentId"]:
             continue
-        data = _decode(((event.get("StepSucceededDetails") or {}).get("Result") or {}).get("Payload"))
-        if isinstance(data, dict) and "kind" in data and "title" in data:
-            return data
+        request = review_request(_decode(((event.get("StepSucceededDetails") or {}).get("Result") or {}).get("Payload")))
+        if request is not None:
+            return request.model_dump(exclude_none=True)
     return None
 
 

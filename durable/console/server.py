@@ -12,7 +12,7 @@ id or path, 405, 409 answered meanwhile, 411/413 body length)::
                                                       ledger, ledger_text, reviews
     GET  /api/executions/{id}/history                 {"events": [...]}
     GET  /api/reviews                                 {"reviews": [...]}
-    POST /api/reviews/{callback_id}/approve           {"arguments"?: {...}, "reviewer"?: "..."}
+    POST /api/reviews/{callback_id}/approve           {"edits"?: {...}, "reviewer"?: "..."}  (partial edit)
     POST /api/reviews/{callback_id}/reject            {"feedback": "...", "reviewer"?: "..."}
     POST /api/reviews/{callback_id}/answer            {"answer": <JSON>}  (a question or plain callback)
 """
@@ -379,43 +379,52 @@ class _Handler(BaseHTTPRequestHandler):
         if review is None:
             raise ApiError(HTTPStatus.NOT_FOUND, "no pending review with that callback id; it was answered, "
                                                  "timed out, or its execution ended")
-        answer = self._decision(action, review["kind"], body)
-        execution_id = runtime.send_callback_success(callback_id, json.dumps(answer))
-        self._send_json(HTTPStatus.OK, {"ok": True, "execution_id": execution_id, "answer": answer})
+        text = self._decision(action, review.get("request"), body)
+        execution_id = runtime.send_callback_success(callback_id, text)
+        self._send_json(HTTPStatus.OK, {"ok": True, "execution_id": execution_id, "answer": json.loads(text)})
 
-    def _decision(self, action: str, kind: str, body: dict[str, Any]) -> Any:
-        """The answer in the shape ``duragent approve`` / ``reject`` send (see agents.human)."""
+    def _decision(self, action: str, record: Any, body: dict[str, Any]) -> str:
+        """The answer's JSON text, checked by the review protocol (agents.review) before anything is sent."""
+        from duragent.agents.review import (
+            Answer,
+            Approve,
+            Decision,
+            Reject,
+            ReviewError,
+            encode_decision,
+            review_request,
+        )
+
         reviewer = body.get("reviewer")
         if reviewer is not None and (not isinstance(reviewer, str) or len(reviewer) > 200):
             raise ApiError(HTTPStatus.BAD_REQUEST, "reviewer must be a string of at most 200 characters")
+        request = review_request(record)
+        if action == "answer" and "answer" not in body:
+            raise ApiError(HTTPStatus.BAD_REQUEST, 'send {"answer": <the answer as JSON>}')
+        if request is None:  # a plain callback: its answer is whatever JSON the code waiting for it reads
+            if action != "answer":
+                raise ApiError(HTTPStatus.BAD_REQUEST, f"a callback is answered with POST .../answer, not {action}")
+            return json.dumps(body["answer"])
+        reviewer = reviewer.strip() if isinstance(reviewer, str) and reviewer.strip() else self.console.reviewer
+        decision: Decision
         if action == "answer":
-            if kind not in ("question", "callback"):
-                raise ApiError(HTTPStatus.BAD_REQUEST, f"a {kind} review is answered with approve or reject")
-            if "answer" not in body:
-                raise ApiError(HTTPStatus.BAD_REQUEST, 'send {"answer": <the answer as JSON>}')
-            return body["answer"]
-        if kind not in ("tool_approval", "budget"):
-            raise ApiError(HTTPStatus.BAD_REQUEST, f"a {kind} is answered with POST .../answer, not {action}")
-        answer: dict[str, Any]
-        if action == "approve":
-            answer = {"approved": True}
-            arguments = body.get("arguments")
-            if arguments is not None:
-                if kind != "tool_approval":
-                    raise ApiError(HTTPStatus.BAD_REQUEST, "only a tool approval takes edited arguments")
-                if not isinstance(arguments, dict):
-                    raise ApiError(HTTPStatus.BAD_REQUEST, "arguments must be a JSON object of the tool's "
-                                                           'arguments, e.g. {"to": "ops@example.com"}')
-                answer["arguments"] = arguments
+            decision = Answer(value=body["answer"])
+        elif action == "approve":
+            edits = body.get("edits", body.get("arguments"))
+            if edits is not None and not isinstance(edits, dict):
+                raise ApiError(HTTPStatus.BAD_REQUEST, "edits must be a JSON object of the arguments to change, "
+                                                       'e.g. {"to": "ops@example.com"}')
+            decision = Approve(edits=edits, reviewer=reviewer)
         else:
             feedback = body.get("feedback")
-            if not isinstance(feedback, str) or not feedback.strip():
+            if not isinstance(feedback, str):
                 raise ApiError(HTTPStatus.BAD_REQUEST, "a rejection needs feedback: a non-empty string "
                                                        "the model reads")
-            answer = {"approved": False, "feedback": feedback}
-        answer["reviewer"] = reviewer.strip() if isinstance(reviewer, str) and reviewer.strip() \
-            else self.console.reviewer
-        return answer
+            decision = Reject(feedback=feedback, reviewer=reviewer)
+        try:
+            return encode_decision(request, decision)
+        except ReviewError as exc:
+            raise ApiError(HTTPStatus.BAD_REQUEST, str(exc)) from None
 
 
 def serve(runtime: LocalRuntime, *, port: int = DEFAULT_PORT, out: TextIO | None = None) -> int:

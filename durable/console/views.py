@@ -268,5 +268,7 @@ def reviews(runtime: LocalRuntime, *, execution_id: str | None = None) -> list[d
             "kind": request.get("kind", "callback"), "title": request.get("title") or item.get("name"),
             "tool": request.get("tool"), "arguments": request.get("arguments"),
             "question": request.get("question"), "response_schema": request.get("response_schema"),
+            "argument_schema": request.get("argument_schema"), "tool_call_id": request.get("tool_call_id"),
+            "request": item.get("request"),
         })
     return out

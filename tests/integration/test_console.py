@@ -188,26 +188,29 @@ def test_approve_with_edited_arguments(setup: Setup) -> None:
     console = setup.console
     review = only_review(console)
     assert review["execution_id"] == setup.execution_id and review["execution_name"] == EVIL_NAME
-    edited = {"to": "team@example.com", "subject": "Launch (internal)"}
+    edits = {"to": "team@example.com"}  # partial: the subject stays as proposed
     status, body, _ = request(console, f"/api/reviews/{review['callback_id']}/approve",
-                              {"arguments": edited, "reviewer": "ana"})
+                              {"edits": edits, "reviewer": "ana"})
     assert status == 200, body
-    assert body["answer"] == {"approved": True, "arguments": edited, "reviewer": "ana"}
+    assert body["answer"] == {"approved": True, "edits": edits, "reviewer": "ana"}
     assert SENT == []  # the console never runs anything: the worker does
     setup.resume()
     info = setup.rt.get(setup.execution_id)
     assert info.status == "SUCCEEDED", info.error
-    assert SENT == [edited] and info.result == "Outcome: sent to team@example.com"
+    notice = 'A reviewer changed the arguments before running: to "all@example.com" -> "team@example.com".'
+    assert SENT == [{"to": "team@example.com", "subject": "Launch!"}]
+    assert info.result == f"Outcome: {notice}\nsent to team@example.com"
 
     assert get_json(console, "/api/reviews")["reviews"] == []
     detail = get_json(console, f"/api/executions/{setup.execution_id}")
     kinds = [entry["kind"] for entry in detail["conversation"]]
     assert kinds == ["assistant", "review", "tool_result", "assistant"]
     _, decided, result, final = detail["conversation"]
-    assert decided["status"] == "approved" and decided["decision"]["arguments"] == edited
+    assert decided["status"] == "approved" and decided["decision"]["edits"] == edits
     assert decided["decision"]["reviewer"] == "ana"
+    # the journal's tool step holds what the tool returned; the model was also told what the reviewer changed
     assert result["tool_call_id"] == "call-1" and result["content"] == "sent to team@example.com"
-    assert final["text"] == "Outcome: sent to team@example.com"
+    assert final["text"] == info.result
     assert detail["ledger"]["paid"]["scripted:emailer"]["calls"] == 2
     status, body, _ = request(console, f"/api/reviews/{review['callback_id']}/approve", {})
     assert status == 404 and "no pending review" in body["error"]  # answered once, and only once
@@ -258,7 +261,10 @@ def test_bad_input_is_refused_and_the_server_keeps_serving(setup: Setup) -> None
     cases: list[tuple[str, dict[str, Any], int, str]] = [
         (approve, {"raw": b"{not json"}, 400, "not JSON"),
         (approve, {"raw": b"[1, 2]"}, 400, "JSON object"),
-        (approve, {"body": {"arguments": ["to", "x"]}}, 400, "arguments must be a JSON object"),
+        (approve, {"body": {"edits": ["to", "x"]}}, 400, "edits must be a JSON object"),
+        (approve, {"body": {"edits": {"cc": "x@example.com"}}}, 400, "Additional properties are not allowed"),
+        (approve, {"body": {"edits": {"to": 7}}}, 400, "to: 7 is not of type 'string'"),
+        (approve, {"body": {"edits": {"to": None}}}, 400, "send_email takes to (string, required)"),
         (approve, {"body": {"reviewer": 7}}, 400, "reviewer"),
         (approve, {"raw": b'{"arguments": {}}', "headers": {"Content-Type": "text/plain"}}, 400, "Content-Type"),
         (approve, {"body": {}, "headers": {"Origin": "http://evil.example"}}, 403, "cross-origin"),
@@ -333,7 +339,8 @@ def test_the_pages_render_and_a_reviewer_can_edit_and_approve(setup: Setup) -> N
     assert SENT == [{"to": "ops@example.com", "subject": "Soon"}]
     assert setup.rt.get(setup.execution_id).status == "SUCCEEDED"
     done = _render(console, f"/executions/{setup.execution_id}")
-    for text in ("sent to ops@example.com", "approved", "by console", "Outcome: sent to ops@example.com", "SUCCEEDED"):
+    for text in ("sent to ops@example.com", "approved", "by console", "A reviewer changed the arguments before running",
+                 'subject "Launch!" -> "Soon"', "SUCCEEDED"):
         assert text in done["text"], text
     assert "Waiting for a person" not in done["text"]
 

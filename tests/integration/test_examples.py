@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from duragent.agents import pending_reviews
+from duragent.agents.review import Approve, ReviewRequest, encode_decision
 from duragent.durable import LocalRuntime, VirtualClock
 from tests.fakes.provider_server import ProviderServer, Reply
 
@@ -111,12 +112,15 @@ def test_approval_agent_sends_the_approved_and_edited_email(rt: LocalRuntime, tm
     assert request["kind"] == "tool_approval" and request["tool"] == "send_email"
     assert request["arguments"]["to"] == "ana@example.com"
     assert request["arguments"]["subject"] == "The launch moved to Tuesday"
-    edited = {**request["arguments"], "subject": "Launch moved to Tuesday (internal)"}
-    rt.send_callback_success(review["callback_id"], json.dumps({"approved": True, "arguments": edited}))
+    answer = encode_decision(ReviewRequest.model_validate(request),
+                             Approve(edits={"subject": "Launch moved to Tuesday (internal)"}))
+    rt.send_callback_success(review["callback_id"], answer)
     drive(rt)
     info = rt.get(execution_id)
     assert info.status == "SUCCEEDED", info.error
-    assert info.result["reply"] == "Done: the email was sent to ana@example.com (saved as 001-ana-example-com.eml)."
+    assert info.result["reply"] == ("Done: the email was sent to ana@example.com (saved as 001-ana-example-com.eml). "
+                                    "A reviewer changed the arguments before running: subject \"The launch moved to "
+                                    "Tuesday\" -> \"Launch moved to Tuesday (internal)\".")
     assert info.result["turns"] == 3
     (email,) = outbox(tmp_path)
     assert email.startswith("To: ana@example.com\nSubject: Launch moved to Tuesday (internal)\n\nHi Ana,")
@@ -157,14 +161,18 @@ def test_approval_agent_through_the_cli_as_its_docstring_says(tmp_path: Path) ->
     (item,) = json.loads(run("list", "--pending", "--json").stdout)
     assert item["execution_id"] == "email-ana" and item["kind"] == "tool_approval"
     assert item["arguments"]["to"] == "ana@example.com"
-    run("approve", item["callback_id"], "--edit", json.dumps({**item["arguments"], "subject": "Launch: Tuesday"}))
+    # the run printed the commands that answer this pause
+    assert f"approve: duragent approve {item['callback_id']} --db {db}" in started.stdout
+    assert f"reject: duragent reject {item['callback_id']} --feedback TEXT --db {db}" in started.stdout
+    run("approve", item["callback_id"], "--edit", '{"subject": "Launch: Tuesday"}')  # only what changes
     run("worker", "--until-idle")
     shown: dict[str, Any] = json.loads(run("show", "email-ana", "--json").stdout)
     assert shown["status"] == "SUCCEEDED"
     assert shown["result"]["reply"].startswith("Done: the email was sent to ana@example.com")
+    assert 'subject "The launch moved to Tuesday" -> "Launch: Tuesday"' in shown["result"]["reply"]
     assert shown["ledger"]["paid"]["scripted:offline-assistant"]["calls"] == 3
-    (email,) = sorted(box.glob("*.eml"))
-    assert "Subject: Launch: Tuesday" in email.read_text()
+    (email,) = sorted(box.glob("*.eml"))  # the proposed recipient and body, the edited subject
+    assert email.read_text().startswith("To: ana@example.com\nSubject: Launch: Tuesday\n\nHi Ana,")
 
 
 # -- evaluator-optimizer ---------------------------------------------------------------------------

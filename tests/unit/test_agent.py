@@ -23,7 +23,6 @@ from pydantic import BaseModel, BeforeValidator, Field
 
 from duragent.agents import (
     Agent,
-    ApprovalDecision,
     Budget,
     BudgetExceededError,
     MaxTurnsExceededError,
@@ -471,29 +470,40 @@ def test_a_rejected_call_never_runs_and_the_model_reads_the_feedback(rt: LocalRu
     assert not any(e.get("Name") == "tool:send_email" for e in rt.history(info.id))
 
 
-def test_an_edited_approval_runs_the_tool_with_the_edited_arguments(rt: LocalRuntime) -> None:
+def test_an_edited_approval_runs_the_tool_with_the_edits_merged_and_tells_the_model(rt: LocalRuntime) -> None:
     model = _email_script()
     rt.start(lambda event, ctx: _email_agent(model).run(ctx, "announce the launch").output, {})
     drive(rt)
     (review,) = reviews(rt)
-    answer(rt, review["callback_id"], {"approved": True, "arguments": {"to": "team@example.com",
-                                                                       "subject": "Launch (internal)"}})
+    answer(rt, review["callback_id"], {"approved": True, "edits": {"to": "team@example.com"}})
     info = rt.get(only_execution(rt))
     assert info.status == "SUCCEEDED", info.error
-    assert SENT == [{"to": "team@example.com", "subject": "Launch (internal)"}]
-    assert info.result == "Outcome: sent to team@example.com"
+    assert SENT == [{"to": "team@example.com", "subject": "Launch!"}]  # the subject stays as proposed
+    notice = 'A reviewer changed the arguments before running: to "all@example.com" -> "team@example.com".'
+    assert info.result == f"Outcome: {notice}\nsent to team@example.com"
+    # the conversation keeps the model's own call; its result says what ran instead
+    call = model.requests[-1].messages[-2].content[-1]
+    assert call.arguments == {"to": "all@example.com", "subject": "Launch!"}
+    (result,) = tool_results(model.requests[-1])
+    assert not result.is_error and result.content == f"{notice}\nsent to team@example.com"
 
 
-def test_invalid_edited_arguments_are_reported_to_the_model_and_nothing_runs(rt: LocalRuntime) -> None:
+def test_an_edit_the_agent_cannot_use_is_asked_again_and_nothing_runs(rt: LocalRuntime) -> None:
+    """An edit sent around the operator paths (a raw callback answer) that does not fit the tool:
+    the review is asked again, saying what was wrong; never taken for a yes or a no."""
     model = _email_script()
     rt.start(lambda event, ctx: _email_agent(model).run(ctx, "announce").output, {})
     drive(rt)
     (review,) = reviews(rt)
-    answer(rt, review["callback_id"], {"approved": True, "arguments": {"subject": "no recipient"}})
-    assert rt.get(only_execution(rt)).status == "SUCCEEDED"
-    assert SENT == []
-    (result,) = tool_results(model.requests[-1])
-    assert result.is_error and "edited arguments are invalid" in result.content
+    answer(rt, review["callback_id"], {"approved": True, "edits": {"to": None}})
+    assert SENT == [] and rt.get(only_execution(rt)).status == "RUNNING"
+    (again,) = reviews(rt)
+    assert again["name"] == "approval:send_email (again 2)"
+    assert again["request"]["title"].startswith("Run tool send_email?\n(The previous answer did not fit: ")
+    assert "to: None is not of type 'string'" in again["request"]["title"]
+    answer(rt, again["callback_id"], {"approved": True})
+    assert rt.get(only_execution(rt)).result == "Outcome: sent to all@example.com"
+    assert SENT == [{"to": "all@example.com", "subject": "Launch!"}]
 
 
 def test_several_gated_calls_in_one_response_are_reviewed_one_by_one(rt: LocalRuntime) -> None:
@@ -525,16 +535,6 @@ def test_an_approval_that_times_out_is_a_rejection(rt: LocalRuntime, clock: Virt
     assert SENT == []
     (result,) = tool_results(model.requests[-1])
     assert result.is_error and "timed out" in result.content
-
-
-def test_approval_decision_parses_what_reviewers_send() -> None:
-    assert ApprovalDecision.parse(True).approved
-    assert ApprovalDecision.parse("approve").approved
-    rejected = ApprovalDecision.parse("no, wrong recipient")
-    assert not rejected.approved and rejected.feedback == "no, wrong recipient"
-    assert not ApprovalDecision.parse(None).approved
-    edited = ApprovalDecision.parse({"approved": True, "arguments": {"to": "x"}, "reviewer": "ann"})
-    assert edited.arguments == {"to": "x"} and edited.reviewer == "ann"
 
 
 class Headcount(BaseModel):
@@ -594,7 +594,7 @@ def test_reviews_are_listed_approved_with_edits_and_rejected_from_the_cli(tmp_pa
             assert item["name"] == "Run tool send_email?"
             assert item["arguments"] == {"to": "all@example.com", "subject": "Launch!"}
 
-        edit = json.dumps({"to": "team@example.com", "subject": "Launch (internal)"})
+        edit = json.dumps({"subject": "Launch (internal)"})  # partial: the recipient stays as proposed
         approved = cli(db, "approve", items[edited_id]["callback_id"], "--edit", edit, "--reviewer", "ann")
         assert approved.returncode == 0, approved.stderr
         assert "review approved" in approved.stdout
@@ -604,8 +604,9 @@ def test_reviews_are_listed_approved_with_edits_and_rejected_from_the_cli(tmp_pa
         assert json.loads(cli(db, "list", "--pending", "--json").stdout) == []
 
         drive(rt)
-        assert rt.get(edited_id).result == "Outcome: sent to team@example.com"
-        assert SENT == [{"to": "team@example.com", "subject": "Launch (internal)"}]
+        assert rt.get(edited_id).result.endswith("\nsent to all@example.com")
+        assert 'subject "Launch!" -> "Launch (internal)"' in rt.get(edited_id).result
+        assert SENT == [{"to": "all@example.com", "subject": "Launch (internal)"}]
         assert rt.get(rejected_id).status == "SUCCEEDED"
         assert "wrong audience" in rt.get(rejected_id).result
 
