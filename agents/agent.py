@@ -309,8 +309,9 @@ class Agent:
                 validate=tool.validate, tool_call_id=call.id)
             if not decision.approved:
                 feedback = decision.feedback or "no reason given"
-                return ToolResult(tool_call_id=call.id, is_error=True,
-                                  content=f"The reviewer rejected this call; it was not run. Feedback: {feedback}")
+                content = (f"The reviewer rejected this call; it was not run. Feedback: {feedback}"
+                           if decision.outcome == "rejected" else f"This call was not run: {feedback}.")
+                return ToolResult(tool_call_id=call.id, is_error=True, content=content)
             if decision.arguments is not None:
                 arguments = decision.arguments
             if decision.changes:  # the conversation holds the model's call: say what ran instead

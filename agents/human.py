@@ -11,7 +11,7 @@ saying what was wrong, up to ``attempts`` times.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -51,6 +51,8 @@ class ApprovalDecision(BaseModel):
     """How a tool approval ended, for the code that asked (``request_approval``)."""
 
     approved: bool
+    outcome: Literal["approved", "rejected", "timed_out", "no_usable_answer"] = "approved"
+    """Why it ended so: a reviewer's yes or no, nobody in time, or answers that never fit."""
     arguments: dict[str, Any] | None = None
     """Approved: the arguments to run the tool with (the proposed ones with the reviewer's edits merged)."""
     edits: dict[str, Any] | None = None
@@ -107,7 +109,8 @@ def request_approval(ctx: DurableContext, *, tool: str, arguments: dict[str, Any
 
     def interpret(decision: Decision) -> ApprovalDecision:
         if isinstance(decision, Reject):
-            return ApprovalDecision(approved=False, feedback=decision.feedback, reviewer=decision.reviewer)
+            return ApprovalDecision(approved=False, outcome="rejected", feedback=decision.feedback,
+                                    reviewer=decision.reviewer)
         assert isinstance(decision, Approve)  # read_decision gives a tool approval nothing else
         final = merge_edits(arguments, decision.edits)
         if decision.edits and validate is not None:
@@ -122,9 +125,11 @@ def request_approval(ctx: DurableContext, *, tool: str, arguments: dict[str, Any
     try:
         return _ask(ctx, request, name=name, timeout=timeout, attempts=attempts, interpret=interpret)
     except CallbackTimeoutError:
-        return ApprovalDecision(approved=False, feedback="no reviewer answered before the approval timed out")
+        return ApprovalDecision(approved=False, outcome="timed_out",
+                                feedback="no reviewer answered before the approval timed out")
     except ReviewError as exc:
-        return ApprovalDecision(approved=False, feedback=f"no usable review answer arrived ({exc.problem})")
+        return ApprovalDecision(approved=False, outcome="no_usable_answer",
+                                feedback=f"no usable review answer arrived ({exc.problem})")
 
 
 def request_decision(ctx: DurableContext, request: ReviewRequest, *, name: str,
