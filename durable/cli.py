@@ -399,10 +399,8 @@ def _pause_hint(op: Operation, ops: dict[str, Operation], callback_id: str, args
 
 def _pending_review(runtime: LocalRuntime, callback_id: str) -> Any:
     """The review request of a pending callback (None: a plain callback); CallbackNotFoundError if none waits."""
-    for execution_id, op, pending_id in runtime.pending_callbacks():
-        if pending_id == callback_id:
-            return _review_request(op, {o.Id: o for o in runtime.operations(execution_id)})
-    raise CallbackNotFoundError(f"no pending callback with id {callback_id!r}")
+    execution_id, op = runtime.pending_callback(callback_id)
+    return _review_request(op, {o.Id: o for o in runtime.operations(execution_id)})
 
 
 PENDING_SOURCES: list[Callable[[LocalRuntime], Iterator[PendingItem]]] = [pending_callbacks]

@@ -246,6 +246,11 @@ class LocalRuntime:
     def pending_callbacks(self) -> builtins.list[tuple[str, Operation, str]]:
         return self.service.pending_callbacks()
 
+    def pending_callback(self, callback_id: str) -> tuple[str, Operation]:
+        """(execution id, callback operation) of a callback that awaits an answer; otherwise the
+        CallbackNotFoundError that answering it would raise (unknown, answered, execution ended)."""
+        return self.service.pending_callback(callback_id)
+
     # -- running ------------------------------------------------------------------------------
     def run_once(self) -> bool:
         """Fire due timers and run one invocation if any execution is runnable."""

@@ -401,17 +401,28 @@ class LocalService:
                                         "it cannot be answered again")
         return row
 
+    def _answerable(self, tx: Tx, callback_id: str) -> tuple[OpRow, dict[str, Any]]:
+        row = self._callback_row(tx, callback_id)
+        execution = tx.execution(row.execution_id)
+        assert execution is not None
+        if execution["status"] != ExecutionStatus.RUNNING.value:
+            raise CallbackNotFoundError(f"callback {callback_id[:24]}… belongs to execution "
+                                        f"{row.execution_id}, which is {execution['status']}")
+        return row, execution
+
+    def pending_callback(self, callback_id: str) -> tuple[str, Operation]:
+        """(execution id, operation) of a callback that can be answered now; otherwise the
+        CallbackNotFoundError that answering it would raise. Nothing is written."""
+        with self.store.transaction(write=False) as tx:
+            row, _ = self._answerable(tx, callback_id)
+            return row.execution_id, load_operation(row)
+
     def complete_callback(self, callback_id: str, *, result: str | None = None,
                           error: ErrorObject | None = None) -> str:
         """Answer a callback (success when ``error`` is None). Returns the execution id."""
         now = self.now()
         with self.store.transaction() as tx:
-            row = self._callback_row(tx, callback_id)
-            execution = tx.execution(row.execution_id)
-            assert execution is not None
-            if execution["status"] != ExecutionStatus.RUNNING.value:
-                raise CallbackNotFoundError(f"callback {callback_id[:24]}… belongs to execution "
-                                            f"{row.execution_id}, which is {execution['status']}")
+            row, execution = self._answerable(tx, callback_id)
             batch = Batch(tx, execution, now)
             current = load_operation(row)
             details = CallbackDetails(CallbackId=callback_id, Result=result if error is None else None, Error=error)

@@ -448,6 +448,8 @@ def test_the_cli_answers_through_the_protocol_and_refuses_what_does_not_fit(tmp_
         assert approved.returncode == 0, approved.stderr
         answered = cli(db, "callback", "succeed", pending["asking"], "--result", '{"people": 4}')
         assert answered.returncode == 0, answered.stderr
+        again = cli(db, "reject", pending["paying"], "--feedback", "too late")
+        assert again.returncode == 2 and "has already completed" in again.stderr  # answered once, and only once
         drive(rt)
         assert PAID == [("ann", 10, "")]
         assert rt.get("paying").result == \
