@@ -29,8 +29,6 @@ import shlex
 from collections.abc import Callable
 from typing import Any, Literal
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ValidationError
 
 from duragent.durable import UsageError
@@ -142,14 +140,15 @@ def check_decision(request: ReviewRequest, decision: Decision) -> Decision:
     if edits is not None:
         if request.kind != "tool_approval":
             raise _refuse(f"{what} takes no edits (only a tool review does)", "approve or reject it as it is")
-        _check_arguments(request, merge_edits(request.arguments, edits), edits)
+        _check_arguments(request, merge_edits(request.arguments, edits))
     return Approve(edits=edits, reviewer=reviewer)
 
 
 # -- answering: agent side -------------------------------------------------------------------------
 def read_decision(request: ReviewRequest, answer: Any) -> Decision:
     """The decision in a callback's answer (decoded JSON), checked exactly as ``encode_decision``
-    checks it: ReviewError if it does not fit (e.g. it was sent with a raw ``callback succeed``)."""
+    checks it: ReviewError if it does not fit (e.g. it was sent around the operator paths, with
+    ``send_callback_success`` or a raw callback on AWS)."""
     if request.kind == "question":
         return check_decision(request, Answer(value=answer))
     example = '{"approved": true} or {"approved": false, "feedback": "why"}'
@@ -240,7 +239,7 @@ def _wire(decision: Approve | Reject) -> dict[str, Any]:
     return wire
 
 
-def _check_arguments(request: ReviewRequest, merged: dict[str, Any], edits: dict[str, Any]) -> None:
+def _check_arguments(request: ReviewRequest, merged: dict[str, Any]) -> None:
     schema = request.argument_schema
     if schema is None:  # a request recorded before schemas were: the agent validates the edit itself
         return
@@ -265,6 +264,10 @@ def _check_answer(request: ReviewRequest, value: Any) -> None:
 
 def _schema_problems(schema: dict[str, Any], value: Any) -> list[str]:
     """Up to five readable schema errors (``amount: 'ten' is not of type 'integer'``), most specific first."""
+    # imported here: only answering or reading a review needs it (an agent's cold start does not)
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
     try:
         validator = Draft202012Validator(schema)
         errors = sorted(validator.iter_errors(value), key=lambda e: (list(e.absolute_path), e.message))
