@@ -1,6 +1,7 @@
 """duragent's durable engine: handlers that checkpoint every step, replay after any interruption,
 and suspend for free. The public API, nothing else."""
 
+from .async_context import AsyncDurableContext
 from .config import (
                      CallbackConfig,
                      ChildConfig,
@@ -33,7 +34,7 @@ from .errors import (
 from .local import LocalRuntime, VirtualClock
 from .operations._common import StepContext, step_context
 from .operations.batch import BatchResult
-from .operations.callback import Callback, submitter_record
+from .operations.callback import AsyncCallback, Callback, submitter_record
 from .operations.condition import WaitDecision, poll_until
 from .plugins import AttemptInfo, InvocationInfo, OperationInfo, Plugin
 from .registry import durable_function
@@ -41,6 +42,8 @@ from .retry import RetryPolicy
 from .serdes import JsonSerdes, PassThroughSerdes, Serdes
 
 __all__ = [
+    "AsyncCallback",
+    "AsyncDurableContext",
     "AttemptInfo",
     "BatchResult",
     "Callback",

@@ -1,13 +1,19 @@
 """DurableContext: the operations a handler calls. Each method resolves its arguments and hands
-off to one module in ``operations/``; this file reads like a table of contents."""
+off to one module in ``operations/``; this file reads like a table of contents.
+
+``ContextBase`` holds what every surface shares (identity, the operation counter, child contexts,
+and each operation's flow, see durable/flow.py); ``DurableContext`` runs those flows for a
+synchronous handler, ``AsyncDurableContext`` (async_context.py) awaits the very same flows.
+"""
 
 from __future__ import annotations
 
+import inspect
 import random as _random
 import threading
 import uuid as _uuid
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from .config import (
     CallbackConfig,
@@ -20,7 +26,8 @@ from .config import (
     StepConfig,
     WaitForConditionConfig,
 )
-from .errors import SuspendExecution
+from .errors import SuspendExecution, UsageError
+from .flow import Flow, drive, plain
 from .journal import operation_id
 from .log import DurableLogger
 from .model import OperationStatus
@@ -37,6 +44,7 @@ from .retry import RetryPolicy
 from .state import ExecutionState
 
 T = TypeVar("T")
+C = TypeVar("C", bound="ContextBase")
 
 _NO_RETRY = StepConfig(retry=RetryPolicy.no_retry())
 PATCH_SUBTYPE = "Patch"
@@ -48,8 +56,21 @@ def _default_name(fn: Callable[..., Any]) -> str | None:
     return None if not name or name == "<lambda>" else name
 
 
-class DurableContext:
-    """The handle a durable handler receives. Everything it does through ``ctx`` is journaled."""
+class _Counter:
+    """A context's operation counter; shared by the views of one context (``_view``)."""
+
+    __slots__ = ("value", "lock")
+
+    def __init__(self) -> None:
+        self.value = 0
+        self.lock = threading.Lock()
+
+
+class ContextBase:
+    """Identity, operation ids and the flow of every operation, whatever the surface."""
+
+    is_async: ClassVar[bool] = False
+    """True for the surface whose operations are awaited."""
 
     def __init__(self, state: ExecutionState, *, parent_id: str | None = None, prefix: str | None = None,
                  path: str = "handler", logger_config: LoggerConfig | None = None) -> None:
@@ -57,8 +78,7 @@ class DurableContext:
         self.parent_id = parent_id
         self._prefix = prefix
         self._path = path
-        self._counter = 0
-        self._lock = threading.Lock()
+        self._seq = _Counter()
         self._logger_config = logger_config or LoggerConfig()
         self.logger = DurableLogger({"executionArn": state.arn, "durableExecutionArn": state.arn},
                                     self.is_replaying, self._logger_config.replay_logging)
@@ -74,104 +94,119 @@ class DurableContext:
 
     def _next_operation(self, name: str | None) -> tuple[str, str]:
         """The next operation id in this context and a readable position for error messages."""
-        with self._lock:
-            self._counter += 1
-            counter = self._counter
+        seq = self._seq
+        with seq.lock:
+            seq.value += 1
+            counter = seq.value
         label = f"{self._path} → operation #{counter}" + (f" ({name!r})" if name else "")
         return operation_id(counter, self._prefix), label
 
-    def _child_context(self, op_id: str, name: str | None, parent_id: str | None = None) -> DurableContext:
+    def _peek_operation(self) -> str:
+        """The id the next operation of this context will get."""
+        return operation_id(self._seq.value + 1, self._prefix)
+
+    def _child_context(self: C, op_id: str, name: str | None, parent_id: str | None = None) -> C:
         path = f"{self._path} → {name!r}" if name else f"{self._path} → child {op_id[:8]}"
-        return DurableContext(self.state, parent_id=parent_id or op_id, prefix=op_id, path=path,
-                              logger_config=self._logger_config)
+        return type(self)(self.state, parent_id=parent_id or op_id, prefix=op_id, path=path,
+                          logger_config=self._logger_config)
+
+    def _view(self, surface: type[C]) -> C:
+        """This very context (same ids, same counter) under another surface: lets a synchronous
+        durable tool run inside an async handler, and the reverse."""
+        view = surface.__new__(surface)
+        view.__dict__.update(self.__dict__)
+        view.logger = DurableLogger(self.logger.fields, view.is_replaying, self._logger_config.replay_logging)
+        return view
 
     def is_replaying(self) -> bool:
         """True while the next operation of this context is already in history."""
-        return operation_id(self._counter + 1, self._prefix) in self.state.operations
+        return self._peek_operation() in self.state.operations
 
     def set_logger(self, config: LoggerConfig) -> None:
         """E.g. ``ctx.set_logger(LoggerConfig(replay_logging=True))`` to log on replay too."""
         self._logger_config = config
         self.logger = DurableLogger(self.logger.fields, self.is_replaying, config.replay_logging)
 
-    # -- operations ----------------------------------------------------------------------------
-    def step(self, fn: Callable[..., T], *args: Any, name: str | None = None, config: StepConfig | None = None,
-             **kwargs: Any) -> T:
-        """Run ``fn(*args, **kwargs)`` once; its result is checkpointed and replayed thereafter."""
+    # -- the flow of each operation (durable/flow.py), shared by both surfaces --------------------
+    def _step_flow(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                   name: str | None, config: StepConfig | None) -> Flow[Any]:
         forbid_inside_step("step")
         name = name if name is not None else _default_name(fn)
-        return self._observe("STEP", name, (config.sub_type if config else None) or "Step",
-                             lambda: _step.run_step(self, fn, args, kwargs, name=name, config=config))
+        return self._observed("STEP", name, (config.sub_type if config else None) or "Step",
+                              _step.run_step(self, fn, args, kwargs, name=name, config=config))
 
-    def wait(self, duration: Duration | float, name: str | None = None) -> None:
-        """Suspend for ``duration``. No process is held while waiting."""
+    def _wait_flow(self, duration: Duration | float, name: str | None) -> Flow[None]:
         forbid_inside_step("wait")
-        self._observe("WAIT", name, "Wait", lambda: _wait.run_wait(self, Duration.of(duration), name))
+        return self._observed("WAIT", name, "Wait", plain(_wait.run_wait, self, Duration.of(duration), name))
 
-    def create_callback(self, name: str | None = None, config: CallbackConfig | None = None) -> _callback.Callback:
-        """A callback id to hand out; ``.result()`` suspends until it is answered."""
+    def _create_callback_flow(self, name: str | None, config: CallbackConfig | None) -> Flow[Any]:
         forbid_inside_step("create_callback")
-        return self._observe("CALLBACK", name, "Callback", lambda: _callback.create_callback(self, name, config))
+        return self._observed("CALLBACK", name, "Callback", plain(_callback.create_callback, self, name, config))
 
-    def wait_for_callback(self, submitter: Callable[[str], Any], name: str | None = None,
-                          config: CallbackConfig | None = None) -> Any:
-        """Create a callback, pass its id to ``submitter`` (run as a step), and wait for the answer."""
+    def _wait_for_callback_flow(self, submitter: Callable[[str], Any], name: str | None,
+                                config: CallbackConfig | None) -> Flow[Any]:
         forbid_inside_step("wait_for_callback")
-        return self._observe("CONTEXT", name, "WaitForCallback",
-                             lambda: _callback.wait_for_callback(self, submitter, name, config))
+        return self._observed("CONTEXT", name, "WaitForCallback",
+                              _callback.wait_for_callback(self, submitter, name, config))
 
-    def run_in_child_context(self, fn: Callable[[DurableContext], T], name: str | None = None,
-                             config: ChildConfig | None = None) -> T:
-        """Run ``fn(child_ctx)``; its operations are grouped and its result checkpointed as one."""
+    def _child_flow(self, fn: Callable[[Any], Any], name: str | None, config: ChildConfig | None) -> Flow[Any]:
         forbid_inside_step("run_in_child_context")
-        return self._observe("CONTEXT", name, (config.sub_type if config else None) or "RunInChildContext",
-                             lambda: _child.run_child(self, fn, name=name, config=config))
+        return self._observed("CONTEXT", name, (config.sub_type if config else None) or "RunInChildContext",
+                              _child.run_child(self, _child.user_body(fn), name=name, config=config, result_of=fn))
 
-    def parallel(self, branches: Sequence[Any], name: str | None = None,
-                 config: ParallelConfig | None = None) -> _batch.BatchResult:
-        """Run each branch ``fn(child_ctx)`` as its own child context, concurrently; results in
-        branch order. Branches may be callables or ``(name, fn)`` pairs."""
+    def _parallel_flow(self, branches: Sequence[Any], name: str | None,
+                       config: ParallelConfig | None) -> Flow[_batch.BatchResult]:
         forbid_inside_step("parallel")
         config = config or ParallelConfig()
-        return self._observe("CONTEXT", name, "Parallel", lambda: _batch.run_batch(
+        return self._observed("CONTEXT", name, "Parallel", _batch.run_batch(
             self, _batch.parallel_branches(branches), name=name, config=config, kind="Parallel"))
 
-    def map(self, items: Sequence[Any], fn: Callable[..., Any], name: str | None = None,
-            config: MapConfig | None = None) -> _batch.BatchResult:
-        """Run ``fn(child_ctx, item, index, items)`` for every item, concurrently; results in item order."""
+    def _map_flow(self, items: Sequence[Any], fn: Callable[..., Any], name: str | None,
+                  config: MapConfig | None) -> Flow[_batch.BatchResult]:
         forbid_inside_step("map")
         config = config or MapConfig()
         items = list(items)
-        return self._observe("CONTEXT", name, "Map", lambda: _batch.run_batch(
+        return self._observed("CONTEXT", name, "Map", _batch.run_batch(
             self, _batch.map_branches(items, fn, config), name=name, config=config, kind="Map"))
 
-    def wait_for_condition(self, check: Callable[[Any, StepContext], Any], name: str | None = None,
-                           config: WaitForConditionConfig | None = None) -> Any:
-        """Poll ``check(state, step_context) -> state`` until the wait strategy says stop; the state
-        is checkpointed on every poll and the execution suspends between polls."""
+    def _condition_flow(self, check: Callable[..., Any], name: str | None,
+                        config: WaitForConditionConfig | None) -> Flow[Any]:
         forbid_inside_step("wait_for_condition")
-        return self._observe("STEP", name, "WaitForCondition",
-                             lambda: _condition.wait_for_condition(self, check, name=name, config=config))
+        return self._observed("STEP", name, "WaitForCondition",
+                              _condition.wait_for_condition(self, check, name=name, config=config))
 
-    def invoke(self, function_name: str, payload: Any = None, name: str | None = None,
-               config: InvokeConfig | None = None) -> Any:
-        """Run another durable function as its own execution and suspend until it finishes."""
+    def _invoke_flow(self, function_name: str, payload: Any, name: str | None,
+                     config: InvokeConfig | None) -> Flow[Any]:
         forbid_inside_step("invoke")
-        return self._observe("CHAINED_INVOKE", name, "ChainedInvoke",
-                             lambda: _invoke.invoke(self, function_name, payload, name=name, config=config))
+        return self._observed("CHAINED_INVOKE", name, "ChainedInvoke",
+                              plain(_invoke.invoke, self, function_name, payload, name=name, config=config))
 
-    def _observe(self, kind: str, name: str | None, sub_type: str, call: Callable[[], T]) -> T:
+    def _patched_flow(self, change_id: str) -> Flow[bool]:
+        forbid_inside_step("patched")
+        marker = f"patch:{change_id}"
+        with self._seq.lock:
+            next_id = self._peek_operation()
+        recorded = self.state.get(next_id)
+        if recorded is not None and not (recorded.SubType == PATCH_SUBTYPE and recorded.Name == marker):
+            return False
+        yield from self._step_flow(_patch_marker, (), {}, marker, _PATCH_CONFIG)
+        return True
+
+    def _observed(self, kind: str, name: str | None, sub_type: str, flow: Flow[T]) -> Flow[T]:
         """Tell plugins an operation started and ended (and whether it came from history)."""
+        if self.state.hooks is None:
+            return flow
+        return self._observing(kind, name, sub_type, flow)
+
+    def _observing(self, kind: str, name: str | None, sub_type: str, flow: Flow[T]) -> Flow[T]:
         hooks = self.state.hooks
-        if hooks is None:
-            return call()
-        op_id = operation_id(self._counter + 1, self._prefix)
+        op_id = self._peek_operation()
         existing = self.state.get(op_id)
         replaying = existing is not None and existing.Status.terminal
         info = OperationInfo(self.state.arn, op_id, name, kind, sub_type, self.parent_id, replaying)
         hooks.operation_start(info)
         try:
-            result = call()
+            result = yield from flow
         except SuspendExecution:
             raise
         except Exception:
@@ -179,6 +214,64 @@ class DurableContext:
             raise
         hooks.operation_end(_with_status(info, OperationStatus.SUCCEEDED.value))
         return result
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._path}, execution={self.execution_id!r})"
+
+
+class DurableContext(ContextBase):
+    """The handle a durable handler receives. Everything it does through ``ctx`` is journaled."""
+
+    # -- operations ----------------------------------------------------------------------------
+    def step(self, fn: Callable[..., T], *args: Any, name: str | None = None, config: StepConfig | None = None,
+             **kwargs: Any) -> T:
+        """Run ``fn(*args, **kwargs)`` once; its result is checkpointed and replayed thereafter."""
+        _refuse_async(fn, "ctx.step")
+        return drive(self._step_flow(fn, args, kwargs, name, config))  # type: ignore[no-any-return]
+
+    def wait(self, duration: Duration | float, name: str | None = None) -> None:
+        """Suspend for ``duration``. No process is held while waiting."""
+        drive(self._wait_flow(duration, name))
+
+    def create_callback(self, name: str | None = None, config: CallbackConfig | None = None) -> _callback.Callback:
+        """A callback id to hand out; ``.result()`` suspends until it is answered."""
+        return drive(self._create_callback_flow(name, config))  # type: ignore[no-any-return]
+
+    def wait_for_callback(self, submitter: Callable[[str], Any], name: str | None = None,
+                          config: CallbackConfig | None = None) -> Any:
+        """Create a callback, pass its id to ``submitter`` (run as a step), and wait for the answer."""
+        _refuse_async(submitter, "ctx.wait_for_callback")
+        return drive(self._wait_for_callback_flow(submitter, name, config))
+
+    def run_in_child_context(self, fn: Callable[[DurableContext], T], name: str | None = None,
+                             config: ChildConfig | None = None) -> T:
+        """Run ``fn(child_ctx)``; its operations are grouped and its result checkpointed as one."""
+        _refuse_async(fn, "ctx.run_in_child_context")
+        return drive(self._child_flow(fn, name, config))  # type: ignore[no-any-return]
+
+    def parallel(self, branches: Sequence[Any], name: str | None = None,
+                 config: ParallelConfig | None = None) -> _batch.BatchResult:
+        """Run each branch ``fn(child_ctx)`` as its own child context, concurrently; results in
+        branch order. Branches may be callables or ``(name, fn)`` pairs."""
+        return drive(self._parallel_flow(branches, name, config))
+
+    def map(self, items: Sequence[Any], fn: Callable[..., Any], name: str | None = None,
+            config: MapConfig | None = None) -> _batch.BatchResult:
+        """Run ``fn(child_ctx, item, index, items)`` for every item, concurrently; results in item order."""
+        _refuse_async(fn, "ctx.map")
+        return drive(self._map_flow(items, fn, name, config))
+
+    def wait_for_condition(self, check: Callable[[Any, StepContext], Any], name: str | None = None,
+                           config: WaitForConditionConfig | None = None) -> Any:
+        """Poll ``check(state, step_context) -> state`` until the wait strategy says stop; the state
+        is checkpointed on every poll and the execution suspends between polls."""
+        _refuse_async(check, "ctx.wait_for_condition")
+        return drive(self._condition_flow(check, name, config))
+
+    def invoke(self, function_name: str, payload: Any = None, name: str | None = None,
+               config: InvokeConfig | None = None) -> Any:
+        """Run another durable function as its own execution and suspend until it finishes."""
+        return drive(self._invoke_flow(function_name, payload, name, config))
 
     def patched(self, change_id: str) -> bool:
         """Branch on a deliberate code change without breaking executions already in flight.
@@ -188,15 +281,7 @@ class DurableContext:
         history already holds something else at this position took the old path before the change
         existed, and keep taking it (the marker takes no position in their history).
         """
-        forbid_inside_step("patched")
-        marker = f"patch:{change_id}"
-        with self._lock:
-            next_id = operation_id(self._counter + 1, self._prefix)
-        recorded = self.state.get(next_id)
-        if recorded is not None and not (recorded.SubType == PATCH_SUBTYPE and recorded.Name == marker):
-            return False
-        self.step(_patch_marker, name=marker, config=_PATCH_CONFIG)
-        return True
+        return drive(self._patched_flow(change_id))
 
     # -- replay-safe stand-ins for the clock and randomness --------------------------------------
     def now(self) -> float:
@@ -211,8 +296,14 @@ class DurableContext:
         """A random UUID, recorded once."""
         return _uuid.UUID(self.step(_uuid4_text, name="uuid4", config=_NO_RETRY))
 
-    def __repr__(self) -> str:
-        return f"DurableContext({self._path}, execution={self.execution_id!r})"
+
+def _refuse_async(fn: Any, what: str) -> None:
+    """An ``async def`` handed to the synchronous surface is a mistake: say so before anything is
+    checkpointed (instead of failing later on a coroutine that cannot be serialized)."""
+    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None)):  # noqa: B004
+        raise UsageError(f"{what} was given the async function {getattr(fn, '__name__', fn)!r} in a synchronous "
+                         "handler; declare the handler 'async def' and await the operation "
+                         f"('await {what}(...)'), or pass a plain function")
 
 
 def _with_status(info: OperationInfo, status: str) -> OperationInfo:
@@ -229,4 +320,4 @@ def _uuid4_text() -> str:
     return str(_uuid.uuid4())
 
 
-__all__: Sequence[str] = ["DurableContext"]
+__all__: Sequence[str] = ["ContextBase", "DurableContext"]

@@ -21,6 +21,7 @@ from .model import (
     OperationUpdate,
 )
 from .operations._common import error_object
+from .registry import is_async_handler
 from .serdes import dumps
 from .state import ExecutionState
 
@@ -48,6 +49,11 @@ def read_input(state: ExecutionState) -> Any:
 
 def run_invocation(handler: Handler, invocation: InvocationInput, service: DurableService, *,
                    now: Callable[[], float], hooks: Any = None) -> InvocationOutput:
+    if is_async_handler(handler):  # awaited on an event loop (durable/loop.py), same outcome rules
+        from .async_execution import arun_invocation
+        from .loop import run_coroutine
+
+        return run_coroutine(arun_invocation(handler, invocation, service, now=now, hooks=hooks))
     state = ExecutionState(arn=invocation.arn, token=invocation.token,
                            operations=load_operations(invocation, service), service=service, now=now,
                            hooks=hooks)

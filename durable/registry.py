@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -55,6 +56,13 @@ def durable_function(fn: Callable[..., Any] | None = None, /, *, name: str | Non
         return wrapped
 
     return register(fn) if fn is not None else register
+
+
+def is_async_handler(handler: Callable[..., Any]) -> bool:
+    """True for an ``async def`` handler (plain, registered, or a callable with an async __call__):
+    it gets an AsyncDurableContext and is awaited."""
+    fn = handler.fn if isinstance(handler, DurableFunction) else handler
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))  # noqa: B004
 
 
 def registered(name: str) -> Callable[..., Any] | None:

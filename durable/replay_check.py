@@ -13,11 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .async_context import AsyncDurableContext
 from .backend import CheckpointResponse, StateResponse
 from .context import DurableContext
 from .errors import NonDeterministicExecutionError, ReplayFrontier, SuspendExecution
 from .execution import read_input
+from .loop import run_coroutine
 from .model import OperationUpdate
+from .registry import is_async_handler
 from .state import ExecutionState
 
 
@@ -48,9 +51,11 @@ def check_execution(handler: Callable[..., Any], execution_id: str, function: st
                     operations: list[Any]) -> ReplayCheck:
     state = ExecutionState(arn=arn, token="", operations=operations, service=_NoWrites(), now=time.time)
     state.read_only = True
-    ctx = DurableContext(state)
     try:
-        handler(read_input(state), ctx)
+        if is_async_handler(handler):
+            run_coroutine(handler(read_input(state), AsyncDurableContext(state)))
+        else:
+            handler(read_input(state), DurableContext(state))
     except ReplayFrontier as stop:
         return ReplayCheck(execution_id, function, True, "reaches new work", f"replays, then would {stop.what}")
     except SuspendExecution as stop:

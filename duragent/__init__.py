@@ -16,6 +16,7 @@ from importlib import metadata as _metadata
 
 from .agents import Agent, AgentError, AgentResult, Budget, BudgetExceededError, ask_human
 from .durable import (
+    AsyncDurableContext,
     BatchResult,
     CallbackConfig,
     CallbackError,
@@ -64,6 +65,7 @@ __all__ = [
     "Agent",
     "AgentError",
     "AgentResult",
+    "AsyncDurableContext",
     "BatchResult",
     "Budget",
     "BudgetExceededError",

@@ -1,5 +1,6 @@
 """ctx.parallel and ctx.map: branches as child contexts, run concurrently, judged by a
-completion policy, and checkpointed as one BatchResult.
+completion policy, and checkpointed as one BatchResult. One journal logic (BatchRun); branches run
+on threads in a sync handler and as asyncio tasks in an async one.
 
 Results are kept in index order whatever order branches finish in, so a replay sees the same
 BatchResult by construction. A branch that suspends frees its slot; the batch suspends once no
@@ -10,6 +11,7 @@ the first time, with the recorded completion reason; nothing is decided or start
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 import threading
@@ -28,14 +30,15 @@ from ..errors import (
     SuspendExecution,
     UsageError,
 )
+from ..flow import Flow, adrive, drive
 from ..journal import operation_id
 from ..model import Operation, OperationStatus
 from ..serdes import DEFAULT_SERDES, Serdes, deserialize, serialize
 from ._common import error_object
-from .child import run_child
+from .child import run_child, user_body
 
 if TYPE_CHECKING:
-    from ..context import DurableContext
+    from ..context import ContextBase
 
 
 class BatchItemStatus(StrEnum):
@@ -201,53 +204,76 @@ def decide(succeeded: int, failed: int, total: int, cc: CompletionConfig | None)
     return None
 
 
-Branch = tuple[str | None, Callable[["DurableContext"], Any]]
+Branch = tuple[str | None, Callable[..., Any]]
+"""(name, fn) where ``fn(child_ctx)`` is the branch body (called, or awaited in an async handler)."""
 
 
-def run_batch(ctx: DurableContext, branches: list[Branch], *, name: str | None, config: ParallelConfig,
-              kind: str) -> BatchResult:
+def run_batch(ctx: ContextBase, branches: list[Branch], *, name: str | None, config: ParallelConfig,
+              kind: str) -> Flow[BatchResult]:
     validate(config)
     item_serdes = config.item_serdes or DEFAULT_SERDES
     op_serdes = config.serdes or BatchSerdes(item_serdes)
     branch_type = "ParallelBranch" if kind == "Parallel" else "MapIteration"
 
-    def body(inner: DurableContext) -> BatchResult:
-        return _execute(inner, branches, config, branch_type, item_serdes)
+    def body(inner: ContextBase) -> Flow[BatchResult]:
+        run = BatchRun(inner, branches, config, branch_type, item_serdes)
+        if inner.is_async:
+            yield run_branches_as_tasks(run)
+        else:
+            run_branches_in_threads(run)
+        return run.outcome()
 
-    result: BatchResult = run_child(ctx, body, name=name,
-                                    config=ChildConfig(serdes=op_serdes, summary=_summary), sub_type=kind)
+    result: BatchResult = yield from run_child(ctx, body, name=name,
+                                               config=ChildConfig(serdes=op_serdes, summary=_summary), sub_type=kind)
     return result
 
 
-def _execute(inner: DurableContext, branches: list[Branch], config: ParallelConfig, branch_type: str,
-             item_serdes: Serdes[Any]) -> BatchResult:
-    batch_id = inner.parent_id
-    assert batch_id is not None
-    total = len(branches)
-    items: dict[int, BatchItem] = {}
-    suspended: list[SuspendExecution] = []
-    lock = threading.Lock()
-    reason: list[CompletionReason] = []
-    # A finished batch whose result was too large to checkpoint re-runs here to rebuild it. Which
-    # branches started was a race under concurrency, so it is not decided again: exactly the ones
-    # recorded (always the first ``count``: branches start in index order) are replayed.
-    recorded = _recorded_outcome(inner.state.get(batch_id))
-    count = total if recorded is None else min(recorded[0], total)
+class BatchRun:
+    """The journal logic of one batch, whoever schedules its branches: what each branch records,
+    when the completion policy is met, and the BatchResult. Threads (sync handlers) and asyncio
+    tasks (async handlers) only decide when ``branch(index)`` runs."""
 
-    def run_one(index: int) -> None:
-        branch_name, fn = branches[index]
-        branch_id = operation_id(index, batch_id)
-        if recorded is not None and config.nesting_type != NestingType.FLAT:
+    def __init__(self, inner: ContextBase, branches: list[Branch], config: ParallelConfig, branch_type: str,
+                 item_serdes: Serdes[Any]) -> None:
+        batch_id = inner.parent_id
+        assert batch_id is not None
+        self.inner = inner
+        self.batch_id = batch_id
+        self.branches = branches
+        self.config = config
+        self.branch_type = branch_type
+        self.item_serdes = item_serdes
+        self.total = len(branches)
+        self.items: dict[int, BatchItem] = {}
+        self.suspended: list[SuspendExecution] = []
+        self.reason: CompletionReason | None = None
+        self._lock = threading.Lock()
+        # A finished batch whose result was too large to checkpoint re-runs here to rebuild it. Which
+        # branches started was a race under concurrency, so it is not decided again: exactly the ones
+        # recorded (always the first ``count``: branches start in index order) are replayed.
+        self.recorded = _recorded_outcome(inner.state.get(batch_id))
+        self.count = self.total if self.recorded is None else min(self.recorded[0], self.total)
+        self.limit = config.max_concurrency or self.count or 1
+
+    @property
+    def sequential(self) -> bool:
+        return self.limit == 1 or self.count <= 1
+
+    def branch(self, index: int) -> Flow[None]:
+        """Run branch ``index`` and record its item (SUCCEEDED, FAILED, or STARTED if it suspended)."""
+        branch_name, fn = self.branches[index]
+        branch_id = operation_id(index, self.batch_id)
+        inner, config, item_serdes = self.inner, self.config, self.item_serdes
+        if self.recorded is not None and config.nesting_type != NestingType.FLAT:
             branch_op = inner.state.get(branch_id)
             if branch_op is None or not branch_op.Status.terminal:  # it was still running: leave it be
-                with lock:
-                    items[index] = BatchItem(index, BatchItemStatus.STARTED)
+                self._record(BatchItem(index, BatchItemStatus.STARTED))
                 return
         try:
             if config.nesting_type == NestingType.FLAT:
-                child = inner._child_context(branch_id, branch_name, parent_id=batch_id)
+                child = inner._child_context(branch_id, branch_name, parent_id=self.batch_id)
                 try:
-                    value = fn(child)
+                    value = yield fn(child)
                     value = deserialize(item_serdes, serialize(item_serdes, value))
                 except (SuspendExecution, NonDeterministicExecutionError, CheckpointError):
                     raise  # not a branch failure: the invocation itself must stop
@@ -261,56 +287,101 @@ def _execute(inner: DurableContext, branches: list[Branch], config: ParallelConf
             else:
                 position = f"{inner._path} → branch #{index}" + (f" ({branch_name!r})" if branch_name else "")
                 try:
-                    value = run_child(inner, fn, name=branch_name, config=ChildConfig(serdes=item_serdes),
-                                      sub_type=branch_type, at=(branch_id, position))
+                    value = yield from run_child(inner, user_body(fn), name=branch_name,
+                                                 config=ChildConfig(serdes=item_serdes), sub_type=self.branch_type,
+                                                 at=(branch_id, position), result_of=fn)
                 except DurableOperationError as exc:
                     item = BatchItem(index, BatchItemStatus.FAILED, error=exc)
                 else:
                     item = BatchItem(index, BatchItemStatus.SUCCEEDED, value)
         except SuspendExecution as signal:
-            with lock:
-                suspended.append(signal)
-                items[index] = BatchItem(index, BatchItemStatus.STARTED)
+            with self._lock:
+                self.suspended.append(signal)
+            self._record(BatchItem(index, BatchItemStatus.STARTED))
             return
-        with lock:
-            items[index] = item
-            ok = sum(1 for i in items.values() if i.status == BatchItemStatus.SUCCEEDED)
-            bad = sum(1 for i in items.values() if i.status == BatchItemStatus.FAILED)
-            if not reason and recorded is None:
-                decided = decide(ok, bad, total, config.completion_config)
-                if decided is not None:
-                    reason.append(decided)
+        self._record(item, judge=True)
 
-    limit = config.max_concurrency or count or 1
-    if limit == 1 or count <= 1:
-        for index in range(count):
-            if reason:
+    def _record(self, item: BatchItem, judge: bool = False) -> None:
+        with self._lock:
+            self.items[item.index] = item
+            if not judge or self.reason is not None or self.recorded is not None:
+                return
+            ok = sum(1 for i in self.items.values() if i.status == BatchItemStatus.SUCCEEDED)
+            bad = sum(1 for i in self.items.values() if i.status == BatchItemStatus.FAILED)
+            self.reason = decide(ok, bad, self.total, self.config.completion_config)
+
+    def outcome(self) -> BatchResult:
+        """The BatchResult, or SuspendExecution when branches wait and the policy is not met yet."""
+        items = [self.items[i] for i in sorted(self.items)]
+        if self.recorded is not None:
+            return BatchResult(items, self.recorded[1])
+        if self.reason is not None:
+            return BatchResult(items, self.reason)
+        if self.suspended:
+            wakes = [s.wake_at for s in self.suspended if s.wake_at is not None]
+            raise SuspendExecution(f"{len(self.suspended)} branch(es) suspended",
+                                   wake_at=min(wakes) if wakes else None)
+        return BatchResult(items, CompletionReason.ALL_COMPLETED)
+
+
+def run_branches_in_threads(run: BatchRun) -> None:
+    """Sync handlers: up to ``max_concurrency`` branches at once, each on a pool thread."""
+    if run.sequential:
+        for index in range(run.count):
+            if run.reason is not None:
                 break
-            run_one(index)
-    else:
-        with ThreadPoolExecutor(max_workers=min(limit, count), thread_name_prefix="duragent-branch") as pool:
-            running: set[Future[None]] = set()
-            next_index = 0
-            while next_index < count or running:
-                while next_index < count and len(running) < limit and not reason:
-                    # each branch thread sees the caller's context variables (a copy per thread)
-                    running.add(pool.submit(contextvars.copy_context().run, run_one, next_index))
-                    next_index += 1
-                if not running:
-                    break
-                done, running = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    future.result()  # re-raise anything unexpected (non-determinism, checkpoint errors)
-                if reason:
-                    next_index = count
-    if recorded is not None:
-        return BatchResult([items[i] for i in sorted(items)], recorded[1])
-    if reason:
-        return BatchResult([items[i] for i in sorted(items)], reason[0])
-    if suspended:
-        wakes = [s.wake_at for s in suspended if s.wake_at is not None]
-        raise SuspendExecution(f"{len(suspended)} branch(es) suspended", wake_at=min(wakes) if wakes else None)
-    return BatchResult([items[i] for i in sorted(items)], CompletionReason.ALL_COMPLETED)
+            drive(run.branch(index))
+        return
+    with ThreadPoolExecutor(max_workers=min(run.limit, run.count), thread_name_prefix="duragent-branch") as pool:
+        running: set[Future[None]] = set()
+        next_index = 0
+        while next_index < run.count or running:
+            while next_index < run.count and len(running) < run.limit and run.reason is None:
+                # each branch thread sees the caller's context variables (a copy per thread)
+                running.add(pool.submit(contextvars.copy_context().run, drive, run.branch(next_index)))
+                next_index += 1
+            if not running:
+                break
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                future.result()  # re-raise anything unexpected (non-determinism, checkpoint errors)
+            if run.reason is not None:
+                next_index = run.count
+
+
+async def run_branches_as_tasks(run: BatchRun) -> None:
+    """Async handlers: up to ``max_concurrency`` branches at once, each an asyncio task on the
+    handler's loop (a thousand branches waiting on I/O hold no thread of their own)."""
+    if run.sequential:
+        for index in range(run.count):
+            if run.reason is not None:
+                break
+            await adrive(run.branch(index))
+        return
+    running: set[asyncio.Task[None]] = set()
+    next_index = 0
+    try:
+        while next_index < run.count or running:
+            while next_index < run.count and len(running) < run.limit and run.reason is None:
+                running.add(asyncio.ensure_future(adrive(run.branch(next_index))))
+                next_index += 1
+            if not running:
+                break
+            done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # re-raise anything unexpected (non-determinism, checkpoint errors)
+            if run.reason is not None:
+                next_index = run.count
+    except asyncio.CancelledError:
+        for task in running:  # the invocation is being cancelled: so are its branches
+            task.cancel()
+        if running:
+            await asyncio.wait(running)
+        raise
+    except BaseException:
+        if running:  # as with threads, branches already running finish before the error surfaces
+            await asyncio.wait(running)
+        raise
 
 
 def map_branches(items: Sequence[Any], fn: Callable[..., Any], config: MapConfig) -> list[Branch]:
@@ -323,8 +394,8 @@ def map_branches(items: Sequence[Any], fn: Callable[..., Any], config: MapConfig
     return branches
 
 
-def _bind(fn: Callable[..., Any], item: Any, index: int, items: Sequence[Any]) -> Callable[[DurableContext], Any]:
-    def branch(ctx: DurableContext) -> Any:
+def _bind(fn: Callable[..., Any], item: Any, index: int, items: Sequence[Any]) -> Callable[[Any], Any]:
+    def branch(ctx: Any) -> Any:
         return fn(ctx, item, index, items)
 
     branch.__name__ = getattr(fn, "__name__", "map_item")

@@ -14,6 +14,7 @@ from ..errors import (
     SerializationError,
     SuspendExecution,
 )
+from ..flow import Flow, plain
 from ..journal import check_identity
 from ..model import (
     CallbackOptions,
@@ -25,9 +26,11 @@ from ..model import (
 )
 from ..serdes import PassThroughSerdes, Serdes, deserialize
 from ._common import error_dict
+from .child import run_child
+from .step import run_step
 
 if TYPE_CHECKING:
-    from ..context import DurableContext
+    from ..context import ContextBase
 
 
 class JsonAnswer:
@@ -47,11 +50,10 @@ class JsonAnswer:
                                      "CallbackConfig(serdes=PassThroughSerdes()) to receive raw text") from None
 
 
-class Callback:
-    """A pending answer from outside. Hand ``callback_id`` to whoever will answer; ``result()``
-    returns the answer, or suspends the execution until there is one."""
+class _PendingAnswer:
+    """What both callback surfaces share: the id to hand out and the reading of the answer."""
 
-    def __init__(self, ctx: DurableContext, op_id: str, callback_id: str, serdes: Serdes[Any],
+    def __init__(self, ctx: ContextBase, op_id: str, callback_id: str, serdes: Serdes[Any],
                  name: str | None) -> None:
         self._ctx = ctx
         self._op_id = op_id
@@ -59,11 +61,8 @@ class Callback:
         self._serdes = serdes
         self.name = name
 
-    def result(self) -> Any:
-        return deserialize(self._serdes, self.raw_result())
-
-    def raw_result(self) -> str | None:
-        """The answer exactly as the outside world sent it."""
+    def _raw(self) -> str | None:
+        """The answer exactly as the outside world sent it; raises its failure, or suspends."""
         op = self._ctx.state.get(self._op_id)
         status = op.Status if op is not None else None
         details = op.CallbackDetails if op is not None else None
@@ -76,10 +75,33 @@ class Callback:
         raise SuspendExecution(f"callback {self.name or self.callback_id} awaits an answer")
 
     def __repr__(self) -> str:
-        return f"Callback(name={self.name!r}, callback_id={self.callback_id!r})"
+        return f"{type(self).__name__}(name={self.name!r}, callback_id={self.callback_id!r})"
 
 
-def create_callback(ctx: DurableContext, name: str | None, config: CallbackConfig | None) -> Callback:
+class Callback(_PendingAnswer):
+    """A pending answer from outside. Hand ``callback_id`` to whoever will answer; ``result()``
+    returns the answer, or suspends the execution until there is one."""
+
+    def result(self) -> Any:
+        return deserialize(self._serdes, self._raw())
+
+    def raw_result(self) -> str | None:
+        """The answer exactly as the outside world sent it."""
+        return self._raw()
+
+
+class AsyncCallback(_PendingAnswer):
+    """A Callback in an async handler: ``await cb.result()``."""
+
+    async def result(self) -> Any:
+        return deserialize(self._serdes, self._raw())
+
+    async def raw_result(self) -> str | None:
+        """The answer exactly as the outside world sent it."""
+        return self._raw()
+
+
+def create_callback(ctx: ContextBase, name: str | None, config: CallbackConfig | None) -> Callback | AsyncCallback:
     config = config or CallbackConfig()
     op_id, position = ctx._next_operation(name)
     state = ctx.state
@@ -99,25 +121,28 @@ def create_callback(ctx: DurableContext, name: str | None, config: CallbackConfi
     if not callback_id:
         raise DurableOperationError(f"the backend returned no CallbackId for callback {name or op_id}",
                                     error_type="CallbackIdMissing")
-    return Callback(ctx, op_id, callback_id, config.serdes or JsonAnswer(), name)
+    surface = AsyncCallback if ctx.is_async else Callback
+    return surface(ctx, op_id, callback_id, config.serdes or JsonAnswer(), name)
 
 
-def wait_for_callback(ctx: DurableContext, submitter: Callable[[str], Any], name: str | None,
-                      config: CallbackConfig | None) -> Any:
-    """A child context holding the callback and a step that hands its id to the outside world."""
+def wait_for_callback(ctx: ContextBase, submitter: Callable[[str], Any], name: str | None,
+                      config: CallbackConfig | None) -> Flow[Any]:
+    """A child context holding the callback and a step that hands its id to the outside world
+    (``submitter`` may be a plain function, or in an async handler an async one)."""
     config = config or CallbackConfig()
+    callback_name = f"{name} create callback id" if name else "create callback id"
+    submitter_name = f"{name} submitter" if name else "submitter"
 
-    def body(child: DurableContext) -> Any:
-        callback = child.create_callback(name=f"{name} create callback id" if name else "create callback id",
-                                         config=config)
-        child.step(_submit, submitter, callback.callback_id, name=f"{name} submitter" if name else "submitter",
-                   config=StepConfig(retry=config.retry))
-        return callback.raw_result()
+    def body(child: ContextBase) -> Flow[Any]:
+        callback = yield from child._observed("CALLBACK", callback_name, "Callback",
+                                              plain(create_callback, child, callback_name, config))
+        yield from child._observed("STEP", submitter_name, "Step", run_step(
+            child, _submit, (submitter, callback.callback_id), {}, name=submitter_name,
+            config=StepConfig(retry=config.retry)))
+        return callback._raw()
 
-    from .child import run_child
-
-    raw = run_child(ctx, body, name=name, config=ChildConfig(serdes=PassThroughSerdes()),
-                    sub_type="WaitForCallback", error_class=_callback_error)
+    raw = yield from run_child(ctx, body, name=name, config=ChildConfig(serdes=PassThroughSerdes()),
+                               sub_type="WaitForCallback", error_class=_callback_error)
     return deserialize(config.serdes or JsonAnswer(), raw)
 
 

@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import Duration, WaitForConditionConfig
 from ..errors import SuspendExecution, UsageError, WaitForConditionError
+from ..flow import Flow
 from ..journal import check_identity
 from ..model import OperationAction, OperationStatus, OperationType, OperationUpdate, StepOptions
 from ..serdes import DEFAULT_SERDES, deserialize, serialize
 from ._common import CURRENT_STEP, StepContext, error_dict, error_object
 
 if TYPE_CHECKING:
-    from ..context import DurableContext
+    from ..context import ContextBase
 
 
 @dataclass(frozen=True)
@@ -61,8 +62,9 @@ def poll_until(done: Callable[[Any], bool], *, delay: Duration | float = 5, max_
 _DEFAULT_STRATEGY = poll_until(bool)
 
 
-def wait_for_condition(ctx: DurableContext, check: Callable[[Any, StepContext], Any], *, name: str | None,
-                       config: WaitForConditionConfig | None) -> Any:
+def wait_for_condition(ctx: ContextBase, check: Callable[[Any, StepContext], Any], *, name: str | None,
+                       config: WaitForConditionConfig | None) -> Flow[Any]:
+    """One poll per invocation; ``check`` may be a plain or (in an async handler) an async function."""
     config = config or WaitForConditionConfig()
     strategy = config.wait_strategy or _DEFAULT_STRATEGY
     serdes = config.serdes or DEFAULT_SERDES
@@ -96,7 +98,7 @@ def wait_for_condition(ctx: DurableContext, check: Callable[[Any, StepContext], 
     state.guard_read_only(what=f"poll wait_for_condition {name or op_id!r} again")
     token = CURRENT_STEP.set(step_ctx)
     try:
-        new_state = check(current, step_ctx)
+        new_state = yield check(current, step_ctx)
         payload = serialize(serdes, new_state)
         new_state = deserialize(serdes, payload)
         decision = strategy(new_state, attempt)

@@ -12,10 +12,10 @@ from ..serdes import DEFAULT_SERDES, deserialize, serialize
 from ._common import error_dict
 
 if TYPE_CHECKING:
-    from ..context import DurableContext
+    from ..context import ContextBase
 
 
-def invoke(ctx: DurableContext, function_name: str, payload: Any, *, name: str | None,
+def invoke(ctx: ContextBase, function_name: str, payload: Any, *, name: str | None,
            config: InvokeConfig | None) -> Any:
     config = config or InvokeConfig()
     op_id, position = ctx._next_operation(name)

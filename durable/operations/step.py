@@ -1,4 +1,7 @@
-"""ctx.step: run a function once, checkpoint its result, retry durably on failure."""
+"""ctx.step: run a function once, checkpoint its result, retry durably on failure.
+
+Written once as a flow (durable/flow.py): the body's result is yielded, so a synchronous handler
+gets its value and an async handler awaits it, through the same journal logic."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from ..errors import (
     StepInterruptedError,
     SuspendExecution,
 )
+from ..flow import Flow
 from ..journal import check_identity
 from ..model import (
     MAX_ASYNC_PAYLOAD_BYTES,
@@ -29,13 +33,13 @@ from ..serdes import Serdes, deserialize, load_payload, payload_store_of, serdes
 from ._common import CURRENT_STEP, StepContext, error_dict, error_object
 
 if TYPE_CHECKING:
-    from ..context import DurableContext
+    from ..context import ContextBase
 
 DEFAULT_RETRY = RetryPolicy.default()
 
 
-def run_step(ctx: DurableContext, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-             *, name: str | None, config: StepConfig | None) -> Any:
+def run_step(ctx: ContextBase, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+             *, name: str | None, config: StepConfig | None) -> Flow[Any]:
     config = config or StepConfig()
     sub_type = config.sub_type or "Step"
     op_id, position = ctx._next_operation(name)
@@ -78,7 +82,7 @@ def run_step(ctx: DurableContext, fn: Callable[..., Any], args: tuple[Any, ...],
     state.guard_read_only(what=f"run step {name or op_id!r} again (it was interrupted)")
     token = CURRENT_STEP.set(step_ctx)
     try:
-        result = fn(*args, **kwargs)
+        result = yield fn(*args, **kwargs)
     except SuspendExecution:
         raise
     except Exception as exc:
@@ -88,7 +92,7 @@ def run_step(ctx: DurableContext, fn: Callable[..., Any], args: tuple[Any, ...],
     return _succeed(ctx, base, serdes, result, attempt, name)
 
 
-def _succeed(ctx: DurableContext, base: dict[str, Any], serdes: Serdes[Any], result: Any, attempt: int,
+def _succeed(ctx: ContextBase, base: dict[str, Any], serdes: Serdes[Any], result: Any, attempt: int,
              name: str | None) -> Any:
     state = ctx.state
     try:
@@ -115,7 +119,7 @@ def _succeed(ctx: DurableContext, base: dict[str, Any], serdes: Serdes[Any], res
     return value
 
 
-def _fail_or_retry(ctx: DurableContext, op: Operation | None, base: dict[str, Any], exc: BaseException,
+def _fail_or_retry(ctx: ContextBase, op: Operation | None, base: dict[str, Any], exc: BaseException,
                    attempt: int, policy: RetryPolicy) -> None:
     """Checkpoint RETRY (and suspend) or FAIL (and raise StepError). Never returns."""
     state = ctx.state

@@ -17,10 +17,10 @@ from ..model import (
 )
 
 if TYPE_CHECKING:
-    from ..context import DurableContext
+    from ..context import ContextBase
 
 
-def run_wait(ctx: DurableContext, duration: Duration, name: str | None) -> None:
+def run_wait(ctx: ContextBase, duration: Duration, name: str | None) -> None:
     seconds = duration.seconds
     if not 1 <= seconds <= MAX_WAIT_SECONDS:
         raise UsageError(f"ctx.wait needs between 1 and {MAX_WAIT_SECONDS} seconds, got {seconds}")

@@ -99,10 +99,11 @@ def _load_handlers() -> None:
     from . import handlers  # noqa: F401  (registers every handler module)
 
 
-def run(req: Requirement, bindings: Bindings, workdir: Path) -> Outcome:
-    """Run ``req`` to its end (or until nothing more can happen) and collect what the checks need."""
+def run(req: Requirement, bindings: Bindings, workdir: Path, handler: Handler | None = None) -> Outcome:
+    """Run ``req`` to its end (or until nothing more can happen) and collect what the checks need.
+    ``handler``: another handler for the requirement (an async twin) instead of the registered one."""
     _load_handlers()
-    handler = HANDLERS[req.id]
+    handler = handler or HANDLERS[req.id]
     os.environ["DURAGENT_CONFORMANCE_SCRATCH"] = str(workdir)
     clock = VirtualClock()
     db = workdir / "conformance.db"

@@ -8,7 +8,7 @@ import inspect
 
 import pytest
 
-FRONT_DOOR = ["durable_function", "DurableContext", "Duration", "StepConfig", "StepSemantics", "RetryPolicy",
+FRONT_DOOR = ["durable_function", "DurableContext", "AsyncDurableContext", "Duration", "StepConfig", "StepSemantics", "RetryPolicy",
               "CallbackConfig", "ChildConfig", "InvokeConfig", "WaitForConditionConfig", "ParallelConfig", "MapConfig",
               "CompletionConfig", "NestingType", "BatchResult", "LocalRuntime", "VirtualClock", "Agent", "AgentResult",
               "tool", "ToolError", "ask_human", "render", "step_context", "DurableError", "UsageError", "StepError",
@@ -45,12 +45,22 @@ def test_all_lists_what_the_package_exports(module_name: str) -> None:
         assert hasattr(module, name), f"{module_name}.__all__ names {name!r}, which does not exist"
 
 
+OPERATIONS = ("step", "wait", "create_callback", "wait_for_callback", "run_in_child_context", "parallel", "map",
+              "wait_for_condition", "invoke", "now", "random", "uuid4", "patched")
+
+
 def test_the_context_has_every_operation_of_the_contract() -> None:
     from duragent.durable import DurableContext
 
-    for method in ("step", "wait", "create_callback", "wait_for_callback", "run_in_child_context", "parallel",
-                   "map", "wait_for_condition", "invoke", "now", "random", "uuid4", "patched"):
+    for method in OPERATIONS:
         assert inspect.isfunction(getattr(DurableContext, method)), method
+
+
+def test_the_async_context_awaits_every_operation_under_the_same_name() -> None:
+    from duragent.durable import AsyncDurableContext
+
+    for method in OPERATIONS:
+        assert inspect.iscoroutinefunction(getattr(AsyncDurableContext, method)), method
 
 
 def test_every_durable_exception_is_exported() -> None:
