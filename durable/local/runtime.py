@@ -36,6 +36,7 @@ from ..operations._common import error_object
 from ..plugins import Hooks
 from ..registry import DurableFunction, function_name, registered, resolve_target
 from ..serdes import dumps
+from .aio import AsyncRuntime, WakeSignal
 from .clock import Clock, RealClock, VirtualClock
 from .service import Invocation, LocalService
 from .store import Store
@@ -129,11 +130,12 @@ def handler_version(fn: Callable[..., Any]) -> str | None:
     return hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
-class LocalRuntime:
+class LocalRuntime(AsyncRuntime):
     """Run durable functions on a SQLite file.
 
     ``LocalRuntime(db="app.db")`` persists; ``clock=VirtualClock()`` makes time skip for tests;
-    ``durability="process"`` trades power-loss safety for faster checkpoints.
+    ``durability="process"`` trades power-loss safety for faster checkpoints. From asyncio code,
+    ``await runtime.serve()`` and the ``a``-prefixed methods (aio.py) never block the loop.
     """
 
     def __init__(self, db: str | Path = DEFAULT_DB, *, clock: Clock | None = None, durability: str = "full",
@@ -150,7 +152,7 @@ class LocalRuntime:
         """Seconds before an invocation that could not checkpoint (the store was unusable) is retried."""
         self.service.resolve_function = self._resolvable
         self._functions: dict[str, Callable[..., Any]] = {}
-        self._wake = threading.Event()
+        self._wake = WakeSignal()
         for name, fn in (functions.items() if isinstance(functions, dict) else
                          ((function_name(f), f) for f in functions or [])):
             self.register(fn, name)

@@ -4,13 +4,22 @@ endpoint, and a human's answers go through ``durable.aws.remote`` (boto3) as the
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from typing import Any
 
 import pytest
 
-from duragent.durable import CallbackConfig, DurableContext, Duration, RetryPolicy, StepConfig, StepError
+from duragent.durable import (
+    AsyncDurableContext,
+    CallbackConfig,
+    DurableContext,
+    Duration,
+    RetryPolicy,
+    StepConfig,
+    StepError,
+)
 from duragent.durable.aws import lambda_handler, remote
 from duragent.durable.errors import InvalidCheckpointTokenError
 from duragent.durable.model import MAX_EXECUTION_RESULT_BYTES
@@ -37,6 +46,27 @@ def review_flow(event: dict[str, Any], ctx: DurableContext) -> dict[str, Any]:
     decision = ctx.wait_for_callback(lambda callback_id: SUBMITTED.setdefault(event["id"], []).append(callback_id),
                                      name="review", config=CallbackConfig(timeout=Duration.from_minutes(5)))
     receipt = ctx.step(lambda: f"{summary}: {decision['verdict']}", name="record")
+    return {"order": order, "summary": summary, "decision": decision, "receipt": receipt}
+
+
+async def review_flow_async(event: dict[str, Any], ctx: AsyncDurableContext) -> dict[str, Any]:
+    """review_flow as an async handler: the same operations, awaited, with async bodies."""
+    async def load() -> dict[str, Any]:
+        await asyncio.sleep(0)
+        return {"id": event["id"], "total": 42}
+
+    async def submit(callback_id: str) -> None:
+        await asyncio.sleep(0)
+        SUBMITTED.setdefault(event["id"], []).append(callback_id)
+
+    order = await ctx.step(load, name="load")
+    await ctx.wait(Duration.from_seconds(1), name="cool-off")
+    summary = await ctx.run_in_child_context(
+        lambda child: child.step(lambda: f"order {order['id']} for {order['total']}", name="summarize"),
+        name="prepare")
+    decision = await ctx.wait_for_callback(submit, name="review",
+                                           config=CallbackConfig(timeout=Duration.from_minutes(5)))
+    receipt = await ctx.step(lambda: f"{summary}: {decision['verdict']}", name="record")
     return {"order": order, "summary": summary, "decision": decision, "receipt": receipt}
 
 
@@ -78,26 +108,29 @@ def many_big_steps(event: dict[str, Any], ctx: DurableContext) -> dict[str, Any]
 
 @pytest.fixture(scope="module")
 def fns(emulator: Emulator) -> Emulator:
-    for fn in (review_flow, flaky_flow, failing_flow, big_result_flow, many_big_steps):
+    for fn in (review_flow, review_flow_async, flaky_flow, failing_flow, big_result_flow, many_big_steps):
         emulator.endpoint.register(fn.__name__.replace("_", "-"), lambda_handler(fn))
     return emulator
 
 
-def test_step_wait_child_callback_succeeds_through_boto3(fns: Emulator) -> None:
-    arn = fns.start_execution("review-flow", {"id": "o-1"})
+@pytest.mark.parametrize("flow", ["review-flow", "review-flow-async"])
+def test_step_wait_child_callback_succeeds_through_boto3(fns: Emulator, flow: str) -> None:
+    """The same flow as a sync handler and as an async one, under lambda_handler unchanged."""
+    order_id = f"o-1-{flow}"
+    arn = fns.start_execution(flow, {"id": order_id})
     fns.wait(arn, until=lambda e: bool(remote.pending_callbacks(arn, client=fns.lambda_client)))
     pending = remote.pending_callbacks(arn, client=fns.lambda_client)
     assert [p["ParentName"] for p in pending] == ["review"]
-    assert pending[0]["CallbackId"] == SUBMITTED["o-1"][0]
-    assert [e["Status"] for e in remote.list_executions("review-flow", client=fns.lambda_client)
+    assert pending[0]["CallbackId"] == SUBMITTED[order_id][0]
+    assert [e["Status"] for e in remote.list_executions(flow, client=fns.lambda_client)
             if e["DurableExecutionArn"] == arn] == ["RUNNING"]
 
     remote.send_callback_success(pending[0]["CallbackId"], '{"verdict": "approved"}', client=fns.lambda_client)
     done = fns.wait(arn)
     assert done["Status"] == "SUCCEEDED", done
     assert json.loads(done["Result"]) == {
-        "order": {"id": "o-1", "total": 42}, "summary": "order o-1 for 42",
-        "decision": {"verdict": "approved"}, "receipt": "order o-1 for 42: approved"}
+        "order": {"id": order_id, "total": 42}, "summary": f"order {order_id} for 42",
+        "decision": {"verdict": "approved"}, "receipt": f"order {order_id} for 42: approved"}
     outputs = fns.endpoint.outputs_of(arn)
     assert outputs[:-1] == [{"Status": "PENDING"}] * (len(outputs) - 1) and len(outputs) >= 3
     assert outputs[-1] == {"Status": "SUCCEEDED", "Result": done["Result"]}
