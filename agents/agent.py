@@ -3,6 +3,10 @@
 The loop is ordinary Python over checkpointed results: on replay each model call returns its
 stored ``ModelResponse`` (nothing is paid twice) and the conversation is rebuilt from those, so
 the journal grows with each response, never with the square of the conversation.
+
+One loop serves both kinds of handler: it is a flow (durable/flow.py), so ``agent.run(ctx, prompt)``
+runs it now in a sync handler and returns an awaitable in an async one (``await agent.run(ctx,
+prompt)``), where model calls use the async SDK clients and parallel tool calls run as tasks.
 """
 
 from __future__ import annotations
@@ -10,9 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from pydantic import TypeAdapter, ValidationError
 from tenacity import stop_after_attempt, wait_random_exponential
@@ -20,6 +24,7 @@ from tenacity.retry import retry_if_exception
 from tenacity.wait import wait_base
 
 from duragent.durable import (
+    AsyncDurableContext,
     CallbackTimeoutError,
     DurableContext,
     DurableError,
@@ -30,9 +35,10 @@ from duragent.durable import (
     RetryPolicy,
     StepConfig,
 )
+from duragent.durable.flow import Flow, flow_body, run_flow
 
 from .errors import ModelError
-from .human import DEFAULT_REVIEW_TIMEOUT, ApprovalDecision, request_approval, request_decision
+from .human import DEFAULT_REVIEW_TIMEOUT, ApprovalDecision, approval_flow, decision_flow
 from .messages import (
     Message,
     ModelRequest,
@@ -44,7 +50,7 @@ from .messages import (
     Usage,
 )
 from .models import infer_model
-from .models.base import Model, TextCallback
+from .models.base import AsyncTextCallback, Model, TextCallback, request_async
 from .review import Reject, ReviewError, ReviewRequest
 from .usage import MODEL_CALL_SUBTYPE, Ledger, Price
 
@@ -134,9 +140,13 @@ def _system_text(system: Any) -> str | None:
     return str(getattr(system, "text", system))
 
 
+Context = DurableContext | AsyncDurableContext
+
+
 class Agent:
     """``Agent(model="anthropic:claude-sonnet-4-6", tools=[...], system=..., output_type=Model)``;
-    ``agent.run(ctx, prompt) -> AgentResult``."""
+    ``agent.run(ctx, prompt) -> AgentResult`` in a sync handler, ``await agent.run(ctx, prompt)``
+    in an async one."""
 
     def __init__(self, model: str | Model, *, tools: Sequence[Any] = (), system: Any = None,
                  output_type: Any = None, name: str = "agent", max_turns: int = 25,
@@ -183,7 +193,21 @@ class Agent:
         return clone
 
     # -- the loop --------------------------------------------------------------------------------
-    def run(self, ctx: DurableContext, prompt: str, *, on_text: TextCallback | None = None) -> AgentResult:
+    @overload
+    def run(self, ctx: DurableContext, prompt: str, *, on_text: TextCallback | None = None) -> AgentResult: ...
+    @overload
+    def run(self, ctx: AsyncDurableContext, prompt: str, *,
+            on_text: AsyncTextCallback | None = None) -> Awaitable[AgentResult]: ...
+
+    def run(self, ctx: Any, prompt: str, *, on_text: Any = None) -> Any:
+        """Run the tool loop to a final answer. In a sync handler (DurableContext) it returns the
+        AgentResult; in an async handler (AsyncDurableContext) it returns an awaitable of it:
+        ``await agent.run(ctx, prompt)``, with model calls on the async SDK clients, parallel tool
+        calls as concurrent tasks and ``on_text`` free to be an async function."""
+        return run_flow(self.flow(ctx, prompt, on_text=on_text), ctx)
+
+    def flow(self, ctx: Context, prompt: str, *, on_text: Any = None) -> Flow[AgentResult]:
+        """``run`` as a flow (durable/flow.py), for callers that are flows themselves."""
         system = _system_text(self.system)
         expected_hash = prompt_hash(system)
         specs = [t.spec() for t in self.tools.values()]
@@ -196,9 +220,9 @@ class Agent:
         output_failures = 0
         budget_checks = 0
         for turn in range(1, self.max_turns + 1):
-            budget_checks = self._check_budget(ctx, ledger, budget_checks)
+            budget_checks = yield from self._check_budget(ctx, ledger, budget_checks)
             request = ModelRequest(system=system, messages=messages, tools=specs, settings=self.settings)
-            response, replayed = self._call_model(ctx, request, turn, on_text, expected_hash)
+            response, replayed = yield from self._call_model(ctx, request, turn, on_text, expected_hash)
             if replayed and response.prompt_hash != expected_hash:
                 message = (f"{self.name}: model call #{turn} was made with a different system prompt "
                            f"(hash {response.prompt_hash}, now {expected_hash}); the prompt was edited while "
@@ -222,7 +246,7 @@ class Agent:
                     continue
                 return self._result(output, messages, ledger, turn, warnings)
             if calls:
-                results = self._run_tools(ctx, calls, turn)
+                results = yield from self._run_tools(ctx, calls, turn)
                 messages.append(Message(role="user", content=list(results)))
                 continue
             if self._output_adapter is None:
@@ -250,32 +274,37 @@ class Agent:
                                         f"last error: {exc.errors()[0]['msg']}") from exc
         return failures
 
-    def _call_model(self, ctx: DurableContext, request: ModelRequest, turn: int, on_text: TextCallback | None,
-                    expected_hash: str | None) -> tuple[ModelResponse, bool]:
+    def _call_model(self, ctx: Context, request: ModelRequest, turn: int, on_text: Any,
+                    expected_hash: str | None) -> Flow[tuple[ModelResponse, bool]]:
         ran: list[bool] = []
         model = self.model
 
-        def model_call() -> ModelResponse:
+        def stamped(response: ModelResponse) -> ModelResponse:
             ran.append(True)
-            response = model.request(request, on_text=on_text)
             return response.model_copy(update={"prompt_hash": expected_hash, "tools_hash": tools_hash(request.tools)})
 
-        response = ctx.step(model_call, name=f"{self.name}: model call {turn}",
-                            config=StepConfig(retry=self.model_retry, sub_type=MODEL_CALL_SUBTYPE,
-                                              serdes=JsonSerdes(ModelResponse)))
+        def model_call() -> ModelResponse:
+            return stamped(model.request(request, on_text=on_text))
+
+        async def amodel_call() -> ModelResponse:
+            return stamped(await request_async(model, request, on_text=on_text))
+
+        response = yield ctx.step(amodel_call if ctx.is_async else model_call, name=f"{self.name}: model call {turn}",
+                                  config=StepConfig(retry=self.model_retry, sub_type=MODEL_CALL_SUBTYPE,
+                                                    serdes=JsonSerdes(ModelResponse)))
         return response, not ran
 
     # -- tools ---------------------------------------------------------------------------------
-    def _run_tools(self, ctx: DurableContext, calls: list[ToolCall], turn: int) -> list[ToolResult]:
+    def _run_tools(self, ctx: Context, calls: list[ToolCall], turn: int) -> Flow[list[ToolResult]]:
         if len(calls) == 1:
-            return [self._run_tool(ctx, calls[0])]
+            return [(yield from self._run_tool(ctx, calls[0]))]
 
-        def branch(child: DurableContext, call: ToolCall, index: int, items: Sequence[Any]) -> ToolResult:
+        def branch(child: Context, call: ToolCall, index: int, items: Sequence[Any]) -> Flow[ToolResult]:
             return self._run_tool(child, call)
 
-        batch = ctx.map(calls, branch, name=f"{self.name}: tools {turn}",
-                        config=MapConfig(max_concurrency=self.max_parallel_tools, nesting_type=NestingType.FLAT,
-                                         item_serdes=JsonSerdes(ToolResult)))
+        batch = yield ctx.map(calls, flow_body(branch), name=f"{self.name}: tools {turn}",
+                              config=MapConfig(max_concurrency=self.max_parallel_tools,
+                                               nesting_type=NestingType.FLAT, item_serdes=JsonSerdes(ToolResult)))
         by_index = {item.index: item for item in batch.all}
         results: list[ToolResult] = []
         for index, call in enumerate(calls):
@@ -287,7 +316,7 @@ class Agent:
                 results.append(ToolResult(tool_call_id=call.id, content=f"tool failed: {error}", is_error=True))
         return results
 
-    def _run_tool(self, ctx: DurableContext, call: ToolCall) -> ToolResult:
+    def _run_tool(self, ctx: Context, call: ToolCall) -> Flow[ToolResult]:
         tool = self.tools.get(call.name)
         if tool is None:
             return ToolResult(tool_call_id=call.id, is_error=True,
@@ -303,7 +332,7 @@ class Agent:
         if getattr(tool, "requires_approval", False):
             # the schema goes with the request so an operator can check an edit before sending it;
             # tool.validate checks the merged arguments again here (an edit it refuses is asked again)
-            decision: ApprovalDecision = request_approval(
+            decision: ApprovalDecision = yield from approval_flow(
                 ctx, tool=tool.name, arguments=call.arguments, name=f"approval:{tool.name}",
                 timeout=self.approval_timeout, argument_schema=getattr(tool, "parameters", None),
                 validate=tool.validate, tool_call_id=call.id)
@@ -315,12 +344,12 @@ class Agent:
             if decision.arguments is not None:
                 arguments = decision.arguments
             if decision.changes:  # the conversation holds the model's call: say what ran instead
-                result = _as_tool_result(tool.run(ctx, arguments, call_id=call.id), call.id)
+                result = yield from _tool_flow(tool, ctx, arguments, call.id)
                 return result.model_copy(update={"content": f"{decision.changes}\n{result.content}"})
-        return _as_tool_result(tool.run(ctx, arguments, call_id=call.id), call.id)
+        return (yield from _tool_flow(tool, ctx, arguments, call.id))
 
     # -- budget ----------------------------------------------------------------------------------
-    def _check_budget(self, ctx: DurableContext, ledger: Ledger, checks: int) -> int:
+    def _check_budget(self, ctx: Context, ledger: Ledger, checks: int) -> Flow[int]:
         budget = self.budget
         if budget is None:
             return checks
@@ -337,8 +366,8 @@ class Agent:
                                     question=f"Spent {spent}; approve to allow another budget's worth.")
 
             try:
-                decision = request_decision(ctx, request, name=f"{self.name}: budget {checks}",
-                                            timeout=self.approval_timeout)
+                decision = yield from decision_flow(ctx, request, name=f"{self.name}: budget {checks}",
+                                                    timeout=self.approval_timeout)
             except CallbackTimeoutError as exc:  # nobody answered: as with approvals, that is a no
                 raise BudgetExceededError(f"{self.name} stopped at its budget ({spent}); no reviewer answered "
                                           "before the budget review timed out") from exc
@@ -348,6 +377,16 @@ class Agent:
             if isinstance(decision, Reject):
                 raise BudgetExceededError(f"{self.name} stopped at its budget ({spent}); the reviewer declined "
                                           f"to continue: {decision.feedback}")
+
+
+def _tool_flow(tool: Any, ctx: Context, arguments: dict[str, Any], call_id: str) -> Flow[ToolResult]:
+    """One tool call under either surface: a Tool's own flow, or a tool-like object's run()."""
+    flow = getattr(tool, "flow", None)
+    if flow is not None:
+        result = yield from flow(ctx, arguments, call_id=call_id)
+    else:
+        result = yield tool.run(ctx, arguments, call_id=call_id)
+    return _as_tool_result(result, call_id)
 
 
 def _as_tool_result(value: Any, call_id: str) -> ToolResult:

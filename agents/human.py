@@ -6,16 +6,20 @@ re-running anything. Answers are read through ``agents.review`` (the protocol: w
 looks like and what it must fit). An answer that does not fit (say, sent with a raw ``duragent
 callback succeed``) is never taken for a rejection or a yes: the review is asked again, its title
 saying what was wrong, up to ``attempts`` times.
+
+Each function follows its context: with a DurableContext it returns the answer, with an
+AsyncDurableContext an awaitable of it (one flow, durable/flow.py, run either way).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, TypeVar, overload
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from duragent.durable import (
+    AsyncDurableContext,
     CallbackConfig,
     CallbackTimeoutError,
     DurableContext,
@@ -23,6 +27,7 @@ from duragent.durable import (
     UsageError,
     submitter_record,
 )
+from duragent.durable.flow import Flow, run_flow
 
 from .review import (
     REVIEW_KINDS,
@@ -43,8 +48,11 @@ T = TypeVar("T")
 DEFAULT_REVIEW_TIMEOUT = Duration.from_days(7)
 DEFAULT_ATTEMPTS = 3
 
-__all__ = ["DEFAULT_REVIEW_TIMEOUT", "REVIEW_KINDS", "ApprovalDecision", "ReviewRequest", "as_review_request",
-           "ask_human", "pending_reviews", "request_approval", "request_decision"]
+__all__ = ["DEFAULT_REVIEW_TIMEOUT", "REVIEW_KINDS", "ApprovalDecision", "ReviewRequest", "approval_flow",
+           "as_review_request", "ask_human", "decision_flow", "pending_reviews", "request_approval",
+           "request_decision"]
+
+Context = DurableContext | AsyncDurableContext
 
 
 class ApprovalDecision(BaseModel):
@@ -71,16 +79,17 @@ def _submitter(request: ReviewRequest) -> Callable[[str], dict[str, Any]]:
     return submit
 
 
-def _ask(ctx: DurableContext, request: ReviewRequest, *, name: str, timeout: Duration | None, attempts: int,
-         interpret: Callable[[Decision], T]) -> T:
+def _ask(ctx: Context, request: ReviewRequest, *, name: str, timeout: Duration | None, attempts: int,
+         interpret: Callable[[Decision], T]) -> Flow[T]:
     """Ask, read the answer through the protocol, and ask again (saying why) while it does not fit.
     Raises ReviewError after ``attempts`` unfit answers, CallbackTimeoutError when nobody answers."""
     if attempts < 1:
         raise UsageError(f"attempts must be at least 1, got {attempts}")
     asked = request
     for attempt in range(1, attempts + 1):
-        answer = ctx.wait_for_callback(_submitter(asked), name=name if attempt == 1 else f"{name} (again {attempt})",
-                                       config=CallbackConfig(timeout=timeout))
+        answer = yield ctx.wait_for_callback(_submitter(asked),
+                                             name=name if attempt == 1 else f"{name} (again {attempt})",
+                                             config=CallbackConfig(timeout=timeout))
         try:
             return interpret(read_decision(asked, answer))
         except ReviewError as exc:
@@ -95,15 +104,37 @@ def _ask(ctx: DurableContext, request: ReviewRequest, *, name: str, timeout: Dur
     raise AssertionError("unreachable")
 
 
+@overload
 def request_approval(ctx: DurableContext, *, tool: str, arguments: dict[str, Any], name: str,
+                     timeout: Duration | None = ..., argument_schema: dict[str, Any] | None = ...,
+                     validate: Callable[[dict[str, Any]], object] | None = ..., tool_call_id: str | None = ...,
+                     attempts: int = ...) -> ApprovalDecision: ...
+@overload
+def request_approval(ctx: AsyncDurableContext, *, tool: str, arguments: dict[str, Any], name: str,
+                     timeout: Duration | None = ..., argument_schema: dict[str, Any] | None = ...,
+                     validate: Callable[[dict[str, Any]], object] | None = ..., tool_call_id: str | None = ...,
+                     attempts: int = ...) -> Awaitable[ApprovalDecision]: ...
+
+
+def request_approval(ctx: Any, *, tool: str, arguments: dict[str, Any], name: str,
                      timeout: Duration | None = DEFAULT_REVIEW_TIMEOUT, argument_schema: dict[str, Any] | None = None,
                      validate: Callable[[dict[str, Any]], object] | None = None, tool_call_id: str | None = None,
-                     attempts: int = DEFAULT_ATTEMPTS) -> ApprovalDecision:
+                     attempts: int = DEFAULT_ATTEMPTS) -> Any:
     """Suspend until a reviewer approves (optionally with edits) or rejects a tool call.
 
     ``argument_schema`` is recorded with the request so operators can check an edit before sending
     it; ``validate`` (e.g. ``Tool.validate``) checks the merged arguments here too, and an edit it
     refuses is asked again. A timeout, or ``attempts`` answers that never fit, end as a rejection."""
+    return run_flow(approval_flow(ctx, tool=tool, arguments=arguments, name=name, timeout=timeout,
+                                  argument_schema=argument_schema, validate=validate, tool_call_id=tool_call_id,
+                                  attempts=attempts), ctx)
+
+
+def approval_flow(ctx: Context, *, tool: str, arguments: dict[str, Any], name: str,
+                  timeout: Duration | None = DEFAULT_REVIEW_TIMEOUT, argument_schema: dict[str, Any] | None = None,
+                  validate: Callable[[dict[str, Any]], object] | None = None, tool_call_id: str | None = None,
+                  attempts: int = DEFAULT_ATTEMPTS) -> Flow[ApprovalDecision]:
+    """``request_approval`` as a flow (durable/flow.py), for callers that are flows themselves."""
     request = ReviewRequest(kind="tool_approval", title=f"Run tool {tool}?", tool=tool, arguments=arguments,
                             argument_schema=argument_schema, tool_call_id=tool_call_id)
 
@@ -123,7 +154,7 @@ def request_approval(ctx: DurableContext, *, tool: str, arguments: dict[str, Any
                                 changes=describe_changes(arguments, final), reviewer=decision.reviewer)
 
     try:
-        return _ask(ctx, request, name=name, timeout=timeout, attempts=attempts, interpret=interpret)
+        return (yield from _ask(ctx, request, name=name, timeout=timeout, attempts=attempts, interpret=interpret))
     except CallbackTimeoutError:
         return ApprovalDecision(approved=False, outcome="timed_out",
                                 feedback="no reviewer answered before the approval timed out")
@@ -132,41 +163,69 @@ def request_approval(ctx: DurableContext, *, tool: str, arguments: dict[str, Any
                                 feedback=f"no usable review answer arrived ({exc.problem})")
 
 
-def request_decision(ctx: DurableContext, request: ReviewRequest, *, name: str,
-                     timeout: Duration | None = DEFAULT_REVIEW_TIMEOUT,
-                     attempts: int = DEFAULT_ATTEMPTS) -> Approve | Reject:
+@overload
+def request_decision(ctx: DurableContext, request: ReviewRequest, *, name: str, timeout: Duration | None = ...,
+                     attempts: int = ...) -> Approve | Reject: ...
+@overload
+def request_decision(ctx: AsyncDurableContext, request: ReviewRequest, *, name: str, timeout: Duration | None = ...,
+                     attempts: int = ...) -> Awaitable[Approve | Reject]: ...
+
+
+def request_decision(ctx: Any, request: ReviewRequest, *, name: str, timeout: Duration | None = DEFAULT_REVIEW_TIMEOUT,
+                     attempts: int = DEFAULT_ATTEMPTS) -> Any:
     """Suspend until a reviewer approves or rejects ``request`` (a budget review, say). Raises
     CallbackTimeoutError when nobody answers in time, ReviewError after ``attempts`` unfit answers."""
+    return run_flow(decision_flow(ctx, request, name=name, timeout=timeout, attempts=attempts), ctx)
+
+
+def decision_flow(ctx: Context, request: ReviewRequest, *, name: str, timeout: Duration | None = DEFAULT_REVIEW_TIMEOUT,
+                  attempts: int = DEFAULT_ATTEMPTS) -> Flow[Approve | Reject]:
+    """``request_decision`` as a flow (durable/flow.py)."""
 
     def interpret(decision: Decision) -> Approve | Reject:
         assert not isinstance(decision, Answer)  # read_decision gives a review nothing else
         return decision
 
-    return _ask(ctx, request, name=name, timeout=timeout, attempts=attempts, interpret=interpret)
+    return (yield from _ask(ctx, request, name=name, timeout=timeout, attempts=attempts, interpret=interpret))
 
 
+@overload
 def ask_human(ctx: DurableContext, question: str, response_type: type[T] = str,  # type: ignore[assignment]
               *, name: str | None = None, timeout: Duration | None = DEFAULT_REVIEW_TIMEOUT,
-              attempts: int = DEFAULT_ATTEMPTS) -> T:
+              attempts: int = DEFAULT_ATTEMPTS) -> T: ...
+@overload
+def ask_human(ctx: AsyncDurableContext, question: str, response_type: type[T] = str,  # type: ignore[assignment]
+              *, name: str | None = None, timeout: Duration | None = DEFAULT_REVIEW_TIMEOUT,
+              attempts: int = DEFAULT_ATTEMPTS) -> Awaitable[T]: ...
+
+
+def ask_human(ctx: Any, question: str, response_type: Any = str, *, name: str | None = None,
+              timeout: Duration | None = DEFAULT_REVIEW_TIMEOUT, attempts: int = DEFAULT_ATTEMPTS) -> Any:
     """Ask a person a free-form question and suspend until they answer; the answer is validated
     into ``response_type`` (str, a pydantic model, any type pydantic understands; its JSON schema is
     recorded with the question). An answer that does not validate is asked again, saying what was
-    wrong, up to ``attempts`` times; then ReviewError fails the call."""
+    wrong, up to ``attempts`` times; then ReviewError fails the call. Awaitable under an
+    AsyncDurableContext."""
+    return run_flow(_ask_flow(ctx, question, response_type, name=name, timeout=timeout, attempts=attempts), ctx)
+
+
+def _ask_flow(ctx: Context, question: str, response_type: Any, *, name: str | None, timeout: Duration | None,
+              attempts: int) -> Flow[Any]:
     adapter: TypeAdapter[Any] = TypeAdapter(response_type)
     schema = None if response_type is str else adapter.json_schema()
     request = ReviewRequest(kind="question", title=question, question=question, response_schema=schema)
 
-    def interpret(decision: Decision) -> T:
+    def interpret(decision: Decision) -> Any:
         assert isinstance(decision, Answer)  # read_decision gives a question nothing else
         try:
-            return adapter.validate_python(decision.value)  # type: ignore[no-any-return]
+            return adapter.validate_python(decision.value)
         except ValidationError as exc:
             problem = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}"
                                 for e in exc.errors()[:3])
             raise ReviewError(f"the answer does not fit {response_type!r}: {problem}", problem=problem) from None
 
-    return _ask(ctx, request, name=name or f"ask: {question[:60]}", timeout=timeout, attempts=attempts,
-                interpret=interpret)
+    return (yield from _ask(ctx, request, name=name or f"ask: {question[:60]}", timeout=timeout,
+                            attempts=attempts, interpret=interpret))
 
 
 def as_review_request(record: Any) -> dict[str, Any] | None:

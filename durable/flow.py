@@ -89,6 +89,23 @@ def run_flow(flow: Flow[T], ctx: Any) -> Any:
     return adrive(flow) if getattr(ctx, "is_async", False) else drive(flow)
 
 
+def flow_body(flow_fn: Callable[..., Flow[Any]]) -> Callable[..., Any]:
+    """``flow_fn(ctx, *args)`` as a body for ``run_in_child_context``, ``map`` or ``parallel``
+    under either surface: ``lambda child, *args: run_flow(flow_fn(child, *args), child)``."""
+    def body(ctx: Any, *args: Any) -> Any:
+        return run_flow(flow_fn(ctx, *args), ctx)
+
+    body.__name__ = getattr(flow_fn, "__name__", "body")
+    return body
+
+
+async def emit(callback: Callable[[Any], Any], value: Any) -> None:
+    """Call ``callback(value)`` and await it if it is async (callbacks may be either)."""
+    result = callback(value)
+    if inspect.isawaitable(result):
+        await result
+
+
 def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Flow[Any]:
     """A flow of one call to user code: its value (sync) or its awaited value (async)."""
     return (yield fn(*args, **kwargs))
@@ -112,4 +129,4 @@ def _discard(value: Any) -> None:
         close()
 
 
-__all__ = ["Flow", "adrive", "call", "drive", "plain", "run_flow"]
+__all__ = ["Flow", "adrive", "call", "drive", "emit", "flow_body", "plain", "run_flow"]

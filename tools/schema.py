@@ -16,7 +16,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
-from duragent.durable import DurableContext, UsageError
+from duragent.durable import AsyncDurableContext, DurableContext, UsageError
+from duragent.durable.context import ContextBase
 
 from .errors import ToolValidationError
 
@@ -103,18 +104,20 @@ def type_hints(fn: Callable[..., Any]) -> dict[str, Any]:
     """Resolved annotations (``Annotated`` kept); ``DurableContext`` resolves even when the module
     imported it under ``TYPE_CHECKING`` only."""
     try:
-        return typing.get_type_hints(fn, localns={"DurableContext": DurableContext}, include_extras=True)
+        return typing.get_type_hints(fn, localns={"DurableContext": DurableContext,
+                                                  "AsyncDurableContext": AsyncDurableContext}, include_extras=True)
     except Exception as exc:
         raise UsageError(f"cannot resolve the type hints of tool function {_qualname(fn)}: {exc}. Tool "
                          "parameter types must be importable at module level") from exc
 
 
 def is_context_parameter(param: inspect.Parameter, hint: Any) -> bool:
-    """A parameter that receives the DurableContext: annotated so, or named ``ctx``."""
+    """A parameter that receives the context (DurableContext or AsyncDurableContext): annotated so,
+    or named ``ctx``."""
     if param.name == "ctx":
         return True
     hint = _strip_annotated(hint)
-    return isinstance(hint, type) and issubclass(hint, DurableContext)
+    return isinstance(hint, type) and issubclass(hint, ContextBase)
 
 
 def _strip_annotated(hint: Any) -> Any:

@@ -3,23 +3,39 @@
 A *plain* tool runs as one durable step: its result is checkpointed, so a replay never runs it
 again. A *durable* tool takes the ``DurableContext`` as its first parameter and runs in a child
 context of its own, where it may ``ctx.step``, ``ctx.wait`` or wait for a callback itself.
+
+Tools may be ``async def``, and either kind serves both surfaces: in an async handler an async
+tool is awaited on the loop and a plain one runs in a worker thread (so the parallel tool calls
+of one response stay concurrent); in a sync handler a plain tool is called and an async one runs
+on duragent's event loop (durable/loop.py). A durable tool gets the context of its own kind.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import inspect
 import json
 import re
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from pydantic import BaseModel
 
-from duragent.durable import DurableContext, JsonSerdes, RetryPolicy, StepConfig, StepSemantics, UsageError
+from duragent.durable import (
+    AsyncDurableContext,
+    DurableContext,
+    JsonSerdes,
+    RetryPolicy,
+    StepConfig,
+    StepSemantics,
+    UsageError,
+)
 from duragent.durable.errors import DurableOperationError, error_class
+from duragent.durable.flow import Flow, run_flow
+from duragent.durable.loop import run_coroutine
 
 from . import schema as _schema
 from .errors import ToolError, ToolValidationError
@@ -45,10 +61,9 @@ class Tool:
                  retry: RetryPolicy | None = None) -> None:
         if not callable(fn):
             raise UsageError(f"@tool needs a function, got {fn!r}")
-        if inspect.iscoroutinefunction(fn):
-            raise UsageError(f"tool {getattr(fn, '__name__', fn)!r} is async; durable steps run synchronous "
-                             "functions, so define the tool with 'def'")
         self.fn = fn
+        self.is_async: bool = inspect.iscoroutinefunction(fn)
+        """``async def`` tool: awaited in async handlers, run on duragent's loop in sync ones."""
         self.name: str = name or str(getattr(fn, "__name__", ""))
         """The name the model calls the tool by (default: the function's name)."""
         if not _NAME.match(self.name):
@@ -69,7 +84,8 @@ class Tool:
         """Side effects: the step is started durably before the body runs and is never re-run
         after a crash mid-call (StepSemantics.AT_MOST_ONCE_PER_RETRY). Plain tools only."""
         self.timeout = timeout
-        """Seconds a plain tool may run before the call fails (the thread is abandoned, not killed)."""
+        """Seconds a plain tool may run before the call fails (a sync tool's thread is abandoned, not
+        killed; an async tool is cancelled)."""
         self.retry = retry
         """Durable retry policy of the step; None = no retry (the model sees the error instead)."""
         if self.durable and (at_most_once or timeout is not None or retry is not None):
@@ -100,12 +116,24 @@ class Tool:
         return _schema.validate_arguments(self.arguments_model, self.name, arguments)
 
     # -- running ---------------------------------------------------------------------------------
-    def run(self, ctx: DurableContext, arguments: dict[str, Any] | None, *, call_id: str) -> ToolResult:
-        """Validate and run one call durably; every outcome becomes a ToolResult for the model.
+    @overload
+    def run(self, ctx: DurableContext, arguments: dict[str, Any] | None, *, call_id: str) -> ToolResult: ...
+    @overload
+    def run(self, ctx: AsyncDurableContext, arguments: dict[str, Any] | None, *,
+            call_id: str) -> Awaitable[ToolResult]: ...
+
+    def run(self, ctx: Any, arguments: dict[str, Any] | None, *, call_id: str) -> Any:
+        """Validate and run one call durably; every outcome becomes a ToolResult for the model
+        (awaitable under an AsyncDurableContext).
 
         Bad arguments and exceptions raised by the tool come back with ``is_error=True`` and a
         message the model can act on. Suspension (a wait, a retry) propagates as usual.
         """
+        return run_flow(self.flow(ctx, arguments, call_id=call_id), ctx)
+
+    def flow(self, ctx: DurableContext | AsyncDurableContext, arguments: dict[str, Any] | None, *,
+             call_id: str) -> Flow[ToolResult]:
+        """``run`` as a flow (durable/flow.py), for callers that are flows themselves."""
         from duragent.agents.messages import ToolResult
 
         try:
@@ -115,26 +143,64 @@ class Tool:
         operation = f"tool:{self.name}"
         try:
             if self.durable:
-                text = ctx.run_in_child_context(lambda child: self._text(child, kwargs), name=operation)
+                text = yield ctx.run_in_child_context(self._durable_body(ctx.is_async, kwargs), name=operation)
             else:
                 semantics = (StepSemantics.AT_MOST_ONCE_PER_RETRY if self.at_most_once
                              else StepSemantics.AT_LEAST_ONCE_PER_RETRY)
                 config = StepConfig(retry=self.retry or RetryPolicy.no_retry(), semantics=semantics,
                                     serdes=_TEXT_SERDES)
-                text = ctx.step(lambda: self._text(None, kwargs), name=operation, config=config)
+                text = yield ctx.step(self._step_body(ctx.is_async, kwargs), name=operation, config=config)
         except DurableOperationError as exc:
             return ToolResult(tool_call_id=call_id, content=error_text(exc.error_type, exc.message),
                               is_error=True)
         return ToolResult(tool_call_id=call_id, content=text)
 
-    def _text(self, ctx: DurableContext | None, kwargs: dict[str, Any]) -> str:
-        if ctx is not None:
-            return to_text(self._call(kwargs, ctx))
+    def _step_body(self, awaited: bool, kwargs: dict[str, Any]) -> Callable[[], Any]:
+        """The step function of a plain tool, for the surface at hand (``awaited``: async)."""
+        if awaited:
+            if self.is_async:
+                return lambda: self._atext(kwargs)
+
+            async def in_thread() -> str:  # a blocking tool must not hold up the other calls on the loop
+                return await asyncio.to_thread(self._text, kwargs)
+
+            return in_thread
+        if self.is_async:
+            return lambda: run_coroutine(self._atext(kwargs))
+        return lambda: self._text(kwargs)
+
+    def _durable_body(self, awaited: bool, kwargs: dict[str, Any]) -> Callable[[Any], Any]:
+        """The child-context body of a durable tool; the tool gets a context of its own kind."""
+        if awaited:
+            if self.is_async:
+                async def awaited_body(child: AsyncDurableContext) -> str:
+                    return to_text(await self._call(kwargs, child))
+
+                return awaited_body
+
+            async def threaded_body(child: AsyncDurableContext) -> str:
+                view = child._view(DurableContext)
+                return to_text(await asyncio.to_thread(self._call, kwargs, view))
+
+            return threaded_body
+        if self.is_async:
+            return lambda child: to_text(run_coroutine(self._call(kwargs, child._view(AsyncDurableContext))))
+        return lambda child: to_text(self._call(kwargs, child))
+
+    def _text(self, kwargs: dict[str, Any]) -> str:
         if self.timeout is None:
             return to_text(self._call(kwargs))
         return to_text(_with_timeout(lambda: self._call(kwargs), self.timeout, self.name))
 
-    def _call(self, kwargs: dict[str, Any], *context: DurableContext) -> Any:
+    async def _atext(self, kwargs: dict[str, Any]) -> str:
+        if self.timeout is None:
+            return to_text(await self._call(kwargs))
+        try:
+            return to_text(await asyncio.wait_for(self._call(kwargs), self.timeout))
+        except TimeoutError:
+            raise ToolError(f"tool {self.name!r} did not finish within {self.timeout:g} s") from None
+
+    def _call(self, kwargs: dict[str, Any], *context: Any) -> Any:
         positional = [kwargs[name] for name in self._positional_only if name in kwargs]
         named = {k: v for k, v in kwargs.items() if k not in self._positional_only}
         return self.fn(*context, *positional, **named)
@@ -143,7 +209,8 @@ class Tool:
         return self.fn(*args, **kwargs)
 
     def __repr__(self) -> str:
-        flags = [f for f, on in (("durable", self.durable), ("at_most_once", self.at_most_once),
+        flags = [f for f, on in (("async", self.is_async), ("durable", self.durable),
+                                 ("at_most_once", self.at_most_once),
                                  ("requires_approval", self.requires_approval)) if on]
         return f"Tool({self.name!r}{', ' if flags else ''}{', '.join(flags)})"
 

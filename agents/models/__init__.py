@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ..errors import ModelConfigurationError
 from .anthropic import AnthropicModel
-from .base import Model, TextCallback
+from .base import AsyncModel, AsyncTextCallback, Model, TextCallback, request_async
 from .bedrock import BedrockModel
 from .openai import OpenAIModel
 from .scripted import FunctionModel, ScriptedModel, echo
@@ -52,5 +52,5 @@ def infer_model(spec: str | Model) -> Model:
         provider=provider)
 
 
-__all__ = ["AnthropicModel", "BedrockModel", "FunctionModel", "Model", "OpenAIModel", "ScriptedModel",
-           "TextCallback", "infer_model"]
+__all__ = ["AnthropicModel", "AsyncModel", "AsyncTextCallback", "BedrockModel", "FunctionModel", "Model",
+           "OpenAIModel", "ScriptedModel", "TextCallback", "infer_model", "request_async"]

@@ -9,10 +9,11 @@ The anthropic and openai SDKs share one generated (Stainless) shape: ``APIStatus
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -152,6 +153,21 @@ def translate_http_sdk_error(sdk: ModuleType, exc: BaseException, *, provider: s
     if base is not None and isinstance(exc, base):
         return ModelError(f"{provider}: {exc}", provider=provider)
     return None
+
+
+@contextlib.contextmanager
+def translated_sdk_errors(sdk: ModuleType, *, provider: str) -> Iterator[None]:
+    """Around one anthropic/openai call (sync or async): SDK exceptions leave as our categories,
+    with the original as ``__cause__``; ours and everything else (a callback's own error) pass."""
+    try:
+        yield
+    except ModelError:
+        raise
+    except Exception as exc:
+        translated = translate_http_sdk_error(sdk, exc, provider=provider)
+        if translated is None:
+            raise
+        raise translated from exc
 
 
 def _is_validation_error(exc: BaseException) -> bool:

@@ -43,3 +43,8 @@ def normalized(normalize: Callable[[Any, str], ModelResponse], raw: Any, model_i
         return normalize(raw, model_id)
     except NORMALIZATION_ERRORS as exc:
         raise ModelResponseError(f"{provider}: unusable response: {exc!r}", provider=provider) from exc
+
+
+def settings_of(client: Any, *names: str) -> dict[str, Any]:
+    """The constructor settings of a ready SDK client that it exposes (for a twin async client)."""
+    return {name: value for name in names if (value := getattr(client, name, None)) is not None}

@@ -2,14 +2,20 @@
 
 The SDK is imported when a model is built, never at ``import agents``. Its own retries are off
 (``max_retries=0``): every attempt is a durable step attempt that the journal counts and backs off.
+``request`` uses ``anthropic.Anthropic``; ``arequest`` (async handlers) ``anthropic.AsyncAnthropic``,
+one per event loop, built with the same settings on first use.
 """
 
 from __future__ import annotations
 
 import os
+import weakref
+from asyncio import AbstractEventLoop, get_running_loop
 from typing import Any
 
-from ..errors import ModelConfigurationError, ModelError
+from duragent.durable.flow import emit
+
+from ..errors import ModelConfigurationError
 from ..messages import (
     Message,
     ModelRequest,
@@ -20,9 +26,9 @@ from ..messages import (
     ToolResult,
     Usage,
 )
-from ._errors import translate_http_sdk_error
-from ._util import import_sdk, normalized
-from .base import TextCallback
+from ._errors import translated_sdk_errors
+from ._util import import_sdk, normalized, settings_of
+from .base import AsyncTextCallback, TextCallback
 
 PROVIDER = "anthropic"
 
@@ -41,6 +47,8 @@ class AnthropicModel:
     Args:
         name: the Anthropic model name, e.g. ``claude-sonnet-4-6``.
         client: a ready ``anthropic.Anthropic``; its retry setting is then yours to choose.
+        async_client: a ready ``anthropic.AsyncAnthropic`` for ``arequest`` (otherwise one per
+            event loop, configured like the sync client).
         api_key: otherwise the SDK reads ``ANTHROPIC_API_KEY`` (or ``ANTHROPIC_AUTH_TOKEN``).
         base_url: otherwise the SDK reads ``ANTHROPIC_BASE_URL``.
 
@@ -50,15 +58,20 @@ class AnthropicModel:
 
     provider = PROVIDER
 
-    def __init__(self, name: str, *, client: Any = None, api_key: str | None = None,
+    def __init__(self, name: str, *, client: Any = None, async_client: Any = None, api_key: str | None = None,
                  base_url: str | None = None) -> None:
         self.name = name
         self._sdk = import_sdk("anthropic", provider=PROVIDER, extra="anthropic")
         if client is None:
-            client = self._make_client(api_key=api_key, base_url=base_url)
+            self._settings = self._client_settings(api_key=api_key, base_url=base_url)
+            client = self._sdk.Anthropic(**self._settings)
+        else:  # async clients take the given client's settings
+            self._settings = settings_of(client, "api_key", "auth_token", "base_url", "max_retries", "timeout")
         self._client = client
+        self._async_client = async_client
+        self._async_clients: weakref.WeakKeyDictionary[AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
-    def _make_client(self, *, api_key: str | None, base_url: str | None) -> Any:
+    def _client_settings(self, *, api_key: str | None, base_url: str | None) -> dict[str, Any]:
         has_env_credential = any(os.environ.get(var) for var in CREDENTIAL_ENV)
         custom_endpoint = base_url is not None or bool(os.environ.get("ANTHROPIC_BASE_URL"))
         if api_key is None and not has_env_credential:
@@ -72,7 +85,17 @@ class AnthropicModel:
             kwargs["api_key"] = api_key
         if base_url is not None:
             kwargs["base_url"] = base_url
-        return self._sdk.Anthropic(**kwargs)
+        return kwargs
+
+    def _async(self) -> Any:
+        """The async client for the running loop (an httpx pool belongs to the loop that opened it)."""
+        if self._async_client is not None:
+            return self._async_client
+        loop = get_running_loop()
+        client = self._async_clients.get(loop)
+        if client is None:
+            client = self._async_clients[loop] = self._sdk.AsyncAnthropic(**self._settings)
+        return client
 
     @property
     def model_id(self) -> str:
@@ -83,23 +106,37 @@ class AnthropicModel:
 
     def request(self, request: ModelRequest, *, on_text: TextCallback | None = None) -> ModelResponse:
         params = build_params(self.name, request)
-        try:
+        with translated_sdk_errors(self._sdk, provider=PROVIDER):
             if on_text is None:
                 message = self._client.messages.create(**params)
             else:
                 with self._client.messages.stream(**params) as stream:
                     for event in stream:
-                        if event.type == "content_block_delta" and event.delta.type == "text_delta":
-                            on_text(event.delta.text)
+                        if (delta := text_delta(event)) is not None:
+                            on_text(delta)
                     message = stream.get_final_message()
-        except ModelError:
-            raise
-        except Exception as exc:
-            translated = translate_http_sdk_error(self._sdk, exc, provider=PROVIDER)
-            if translated is None:
-                raise
-            raise translated from exc
         return normalized(normalize_response, message, self.model_id, provider=PROVIDER)
+
+    async def arequest(self, request: ModelRequest, *, on_text: AsyncTextCallback | None = None) -> ModelResponse:
+        params = build_params(self.name, request)
+        client = self._async()
+        with translated_sdk_errors(self._sdk, provider=PROVIDER):
+            if on_text is None:
+                message = await client.messages.create(**params)
+            else:
+                async with client.messages.stream(**params) as stream:
+                    async for event in stream:
+                        if (delta := text_delta(event)) is not None:
+                            await emit(on_text, delta)
+                    message = await stream.get_final_message()
+        return normalized(normalize_response, message, self.model_id, provider=PROVIDER)
+
+
+def text_delta(event: Any) -> str | None:
+    """The text of a streamed ``content_block_delta`` event, or None for any other event."""
+    if event.type == "content_block_delta" and event.delta.type == "text_delta":
+        return str(event.delta.text)
+    return None
 
 
 def build_params(name: str, request: ModelRequest) -> dict[str, Any]:

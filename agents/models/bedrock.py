@@ -23,7 +23,7 @@ from ..messages import (
 )
 from ._errors import NORMALIZATION_ERRORS, translate_botocore_error
 from ._util import import_sdk, normalized, parse_arguments
-from .base import TextCallback
+from .base import AsyncTextCallback, TextCallback, request_in_thread
 
 PROVIDER = "bedrock"
 
@@ -75,6 +75,11 @@ class BedrockModel:
             if translated is None:
                 raise
             raise translated from exc
+
+    async def arequest(self, request: ModelRequest, *, on_text: AsyncTextCallback | None = None) -> ModelResponse:
+        """boto3 has no async client: the call runs in a worker thread, text deltas come back to
+        the loop in order."""
+        return await request_in_thread(self.request, request, on_text=on_text)
 
     def _stream(self, params: dict[str, Any], on_text: TextCallback) -> ModelResponse:
         response = guarded(self._client.converse_stream, **params)

@@ -3,15 +3,21 @@ server (vLLM, Ollama, llama.cpp, ...) through ``OPENAI_BASE_URL`` or ``base_url=
 
 The SDK is imported when a model is built, never at ``import agents``. Its own retries are off
 (``max_retries=0``): every attempt is a durable step attempt that the journal counts and backs off.
+``request`` uses ``openai.OpenAI``; ``arequest`` (async handlers) ``openai.AsyncOpenAI``, one per
+event loop, built with the same settings on first use.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import weakref
+from asyncio import AbstractEventLoop, get_running_loop
 from typing import Any
 
-from ..errors import ModelConfigurationError, ModelError, ModelResponseError
+from duragent.durable.flow import emit
+
+from ..errors import ModelConfigurationError, ModelResponseError
 from ..messages import (
     Message,
     ModelRequest,
@@ -22,9 +28,9 @@ from ..messages import (
     ToolResult,
     Usage,
 )
-from ._errors import NORMALIZATION_ERRORS, translate_http_sdk_error
-from ._util import import_sdk, normalized, parse_arguments
-from .base import TextCallback
+from ._errors import NORMALIZATION_ERRORS, translated_sdk_errors
+from ._util import import_sdk, normalized, parse_arguments, settings_of
+from .base import AsyncTextCallback, TextCallback
 
 PROVIDER = "openai"
 
@@ -42,6 +48,8 @@ class OpenAIModel:
     Args:
         name: the model name the server knows, e.g. ``gpt-4.1`` or ``llama3.1:8b``.
         client: a ready ``openai.OpenAI``; its retry setting is then yours to choose.
+        async_client: a ready ``openai.AsyncOpenAI`` for ``arequest`` (otherwise one per event
+            loop, configured like the sync client).
         api_key: otherwise the SDK reads ``OPENAI_API_KEY``; a compatible server needs none.
         base_url: otherwise the SDK reads ``OPENAI_BASE_URL``.
 
@@ -51,15 +59,21 @@ class OpenAIModel:
 
     provider = PROVIDER
 
-    def __init__(self, name: str, *, client: Any = None, api_key: str | None = None,
+    def __init__(self, name: str, *, client: Any = None, async_client: Any = None, api_key: str | None = None,
                  base_url: str | None = None) -> None:
         self.name = name
         self._sdk = import_sdk("openai", provider=PROVIDER, extra="openai")
         if client is None:
-            client = self._make_client(api_key=api_key, base_url=base_url)
+            self._settings = self._client_settings(api_key=api_key, base_url=base_url)
+            client = self._sdk.OpenAI(**self._settings)
+        else:  # async clients take the given client's settings
+            self._settings = settings_of(client, "api_key", "organization", "project", "base_url", "max_retries",
+                                         "timeout")
         self._client = client
+        self._async_client = async_client
+        self._async_clients: weakref.WeakKeyDictionary[AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
-    def _make_client(self, *, api_key: str | None, base_url: str | None) -> Any:
+    def _client_settings(self, *, api_key: str | None, base_url: str | None) -> dict[str, Any]:
         custom_endpoint = base_url is not None or bool(os.environ.get("OPENAI_BASE_URL"))
         if api_key is None and not os.environ.get("OPENAI_API_KEY"):
             if not custom_endpoint:
@@ -73,7 +87,17 @@ class OpenAIModel:
             kwargs["api_key"] = api_key
         if base_url is not None:
             kwargs["base_url"] = base_url
-        return self._sdk.OpenAI(**kwargs)
+        return kwargs
+
+    def _async(self) -> Any:
+        """The async client for the running loop (an httpx pool belongs to the loop that opened it)."""
+        if self._async_client is not None:
+            return self._async_client
+        loop = get_running_loop()
+        client = self._async_clients.get(loop)
+        if client is None:
+            client = self._async_clients[loop] = self._sdk.AsyncOpenAI(**self._settings)
+        return client
 
     @property
     def model_id(self) -> str:
@@ -84,64 +108,87 @@ class OpenAIModel:
 
     def request(self, request: ModelRequest, *, on_text: TextCallback | None = None) -> ModelResponse:
         params = build_params(self.name, request, official=self._is_official())
-        try:
+        with translated_sdk_errors(self._sdk, provider=PROVIDER):
             if on_text is None:
                 completion = self._client.chat.completions.create(**params)
                 return normalized(normalize_completion, completion, self.model_id, provider=PROVIDER)
-            return self._stream(params, on_text)
-        except ModelError:
-            raise
-        except Exception as exc:
-            translated = translate_http_sdk_error(self._sdk, exc, provider=PROVIDER)
-            if translated is None:
-                raise
-            raise translated from exc
+            reader = StreamReader(self.model_id)
+            with self._client.chat.completions.create(**params, **STREAM) as stream:
+                for chunk in stream:
+                    if (delta := reader.add(chunk)) is not None:
+                        on_text(delta)
+            return reader.response()
+
+    async def arequest(self, request: ModelRequest, *, on_text: AsyncTextCallback | None = None) -> ModelResponse:
+        params = build_params(self.name, request, official=self._is_official())
+        client = self._async()
+        with translated_sdk_errors(self._sdk, provider=PROVIDER):
+            if on_text is None:
+                completion = await client.chat.completions.create(**params)
+                return normalized(normalize_completion, completion, self.model_id, provider=PROVIDER)
+            reader = StreamReader(self.model_id)
+            async with await client.chat.completions.create(**params, **STREAM) as stream:
+                async for chunk in stream:
+                    if (delta := reader.add(chunk)) is not None:
+                        await emit(on_text, delta)
+            return reader.response()
 
     def _is_official(self) -> bool:
         base = getattr(self._client, "base_url", None)
         return base is not None and getattr(base, "host", "") == OFFICIAL_HOST
 
-    def _stream(self, params: dict[str, Any], on_text: TextCallback) -> ModelResponse:
-        stream = self._client.chat.completions.create(**params, stream=True,
-                                                      stream_options={"include_usage": True})
-        text: list[str] = []
-        refusal: list[str] = []
-        calls: dict[int, dict[str, str]] = {}
-        finish: str | None = None
-        usage: Any = None
-        with stream:
-            for chunk in stream:
-                if getattr(chunk, "usage", None) is not None:
-                    usage = chunk.usage
-                for choice in chunk.choices or []:
-                    if choice.index != 0:
-                        continue
-                    delta = choice.delta
-                    if delta is not None:
-                        if delta.content:
-                            text.append(delta.content)
-                            on_text(delta.content)
-                        if getattr(delta, "refusal", None):
-                            refusal.append(delta.refusal)
-                        for part in delta.tool_calls or []:
-                            acc = calls.setdefault(part.index, {"id": "", "name": "", "arguments": ""})
-                            if part.id:
-                                acc["id"] = part.id
-                            if part.function is not None:
-                                acc["name"] += part.function.name or ""
-                                acc["arguments"] += part.function.arguments or ""
-                    if choice.finish_reason:
-                        finish = choice.finish_reason
+
+STREAM: dict[str, Any] = {"stream": True, "stream_options": {"include_usage": True}}
+
+
+class StreamReader:
+    """Assembles streamed chunks into one response (sync and async streams alike)."""
+
+    def __init__(self, model_id: str) -> None:
+        self.model_id = model_id
+        self.text: list[str] = []
+        self.refusal: list[str] = []
+        self.calls: dict[int, dict[str, str]] = {}
+        self.finish: str | None = None
+        self.usage: Any = None
+
+    def add(self, chunk: Any) -> str | None:
+        """Take one chunk; returns its text delta, if it has one."""
+        text = None
+        if getattr(chunk, "usage", None) is not None:
+            self.usage = chunk.usage
+        for choice in chunk.choices or []:
+            if choice.index != 0:
+                continue
+            delta = choice.delta
+            if delta is not None:
+                if delta.content:
+                    self.text.append(delta.content)
+                    text = delta.content
+                if getattr(delta, "refusal", None):
+                    self.refusal.append(delta.refusal)
+                for part in delta.tool_calls or []:
+                    acc = self.calls.setdefault(part.index, {"id": "", "name": "", "arguments": ""})
+                    if part.id:
+                        acc["id"] = part.id
+                    if part.function is not None:
+                        acc["name"] += part.function.name or ""
+                        acc["arguments"] += part.function.arguments or ""
+            if choice.finish_reason:
+                self.finish = choice.finish_reason
+        return text
+
+    def response(self) -> ModelResponse:
         try:
             content: list[TextBlock | ToolCall] = []
-            if text or refusal:
-                content.append(TextBlock(text="".join(text) or "".join(refusal)))
-            for index in sorted(calls):
-                acc = calls[index]
+            if self.text or self.refusal:
+                content.append(TextBlock(text="".join(self.text) or "".join(self.refusal)))
+            for index in sorted(self.calls):
+                acc = self.calls[index]
                 content.append(ToolCall(id=acc["id"] or f"call_{index}", name=acc["name"],
                                         arguments=parse_arguments(acc["arguments"])))
-            return ModelResponse(content=content, stop_reason=stop_reason(finish, content, bool(refusal)),
-                                 usage=normalize_usage(usage), model=self.model_id)
+            return ModelResponse(content=content, stop_reason=stop_reason(self.finish, content, bool(self.refusal)),
+                                 usage=normalize_usage(self.usage), model=self.model_id)
         except NORMALIZATION_ERRORS as exc:
             raise ModelResponseError(f"{PROVIDER}: unusable stream: {exc!r}", provider=PROVIDER) from exc
 

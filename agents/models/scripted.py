@@ -13,9 +13,11 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from duragent.durable.flow import emit
+
 from ..errors import ModelConfigurationError
 from ..messages import ModelRequest, ModelResponse, StopReason, TextBlock, ToolCall, ToolResult, Usage
-from .base import TextCallback
+from .base import AsyncTextCallback, TextCallback
 
 PROVIDER = "scripted"
 
@@ -76,6 +78,14 @@ class ScriptedModel:
         if on_text is not None and response.text:
             for chunk in text_chunks(response.text):
                 on_text(chunk)
+        return response
+
+    async def arequest(self, request: ModelRequest, *, on_text: AsyncTextCallback | None = None) -> ModelResponse:
+        """``request`` for async handlers; ``on_text`` may be async."""
+        response = self.request(request)
+        if on_text is not None and response.text:
+            for chunk in text_chunks(response.text):
+                await emit(on_text, chunk)
         return response
 
     def _pick(self, request: ModelRequest, number: int) -> ScriptItem:

@@ -14,6 +14,9 @@ It answers from a script, a queue of neutral items shared by all three routes:
 
 and records every request (path, headers without credentials, parsed body). Credentials are never
 recorded or logged; ``auth_headers`` keeps only the *names* of those that were sent.
+
+When requests arrive concurrently (several agents at once), ``server.responder = fn`` answers each
+one by what it asks, ``fn(recorded_request) -> Item``, once the queue is empty.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import struct
 import threading
 import zlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -351,6 +354,8 @@ class ProviderServer:
 
     def __init__(self) -> None:
         self.script: deque[Item] = deque()
+        self.responder: Callable[[RecordedRequest], Item] | None = None
+        """Answers requests by their content once the script is empty (concurrent callers)."""
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -404,6 +409,8 @@ class ProviderServer:
             self.requests.append(recorded)
             if self.script:
                 return self.script.popleft()
+        if self.responder is not None:
+            return self.responder(recorded)
         return ScriptExhausted(418, "fake provider server: the script is exhausted")
 
 
