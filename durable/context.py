@@ -56,16 +56,6 @@ def _default_name(fn: Callable[..., Any]) -> str | None:
     return None if not name or name == "<lambda>" else name
 
 
-class _Counter:
-    """A context's operation counter; shared by the views of one context (``_view``)."""
-
-    __slots__ = ("value", "lock")
-
-    def __init__(self) -> None:
-        self.value = 0
-        self.lock = threading.Lock()
-
-
 class ContextBase:
     """Identity, operation ids and the flow of every operation, whatever the surface."""
 
@@ -78,7 +68,8 @@ class ContextBase:
         self.parent_id = parent_id
         self._prefix = prefix
         self._path = path
-        self._seq = _Counter()
+        self._counter = 0
+        self._lock = threading.Lock()
         self._logger_config = logger_config or LoggerConfig()
         self.logger = DurableLogger({"executionArn": state.arn, "durableExecutionArn": state.arn},
                                     self.is_replaying, self._logger_config.replay_logging)
@@ -94,16 +85,15 @@ class ContextBase:
 
     def _next_operation(self, name: str | None) -> tuple[str, str]:
         """The next operation id in this context and a readable position for error messages."""
-        seq = self._seq
-        with seq.lock:
-            seq.value += 1
-            counter = seq.value
+        with self._lock:
+            self._counter += 1
+            counter = self._counter
         label = f"{self._path} → operation #{counter}" + (f" ({name!r})" if name else "")
         return operation_id(counter, self._prefix), label
 
     def _peek_operation(self) -> str:
         """The id the next operation of this context will get."""
-        return operation_id(self._seq.value + 1, self._prefix)
+        return operation_id(self._counter + 1, self._prefix)
 
     def _child_context(self: C, op_id: str, name: str | None, parent_id: str | None = None) -> C:
         path = f"{self._path} → {name!r}" if name else f"{self._path} → child {op_id[:8]}"
@@ -111,8 +101,9 @@ class ContextBase:
                           logger_config=self._logger_config)
 
     def _view(self, surface: type[C]) -> C:
-        """This very context (same ids, same counter) under another surface: lets a synchronous
-        durable tool run inside an async handler, and the reverse."""
+        """This context (same ids, from the same position on) under another surface: lets a
+        synchronous durable tool run inside an async handler, and the reverse. The view takes the
+        context over: the original must not be used after it."""
         view = surface.__new__(surface)
         view.__dict__.update(self.__dict__)
         view.logger = DurableLogger(self.logger.fields, view.is_replaying, self._logger_config.replay_logging)
@@ -184,7 +175,7 @@ class ContextBase:
     def _patched_flow(self, change_id: str) -> Flow[bool]:
         forbid_inside_step("patched")
         marker = f"patch:{change_id}"
-        with self._seq.lock:
+        with self._lock:
             next_id = self._peek_operation()
         recorded = self.state.get(next_id)
         if recorded is not None and not (recorded.SubType == PATCH_SUBTYPE and recorded.Name == marker):
@@ -300,7 +291,10 @@ class DurableContext(ContextBase):
 def _refuse_async(fn: Any, what: str) -> None:
     """An ``async def`` handed to the synchronous surface is a mistake: say so before anything is
     checkpointed (instead of failing later on a coroutine that cannot be serialized)."""
-    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None)):  # noqa: B004
+    code = getattr(fn, "__code__", None)  # a function or method (every step's case): one flag to read
+    is_async = bool(code.co_flags & inspect.CO_COROUTINE) if code is not None else \
+        inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))  # noqa: B004
+    if is_async:
         raise UsageError(f"{what} was given the async function {getattr(fn, '__name__', fn)!r} in a synchronous "
                          "handler; declare the handler 'async def' and await the operation "
                          f"('await {what}(...)'), or pass a plain function")
