@@ -197,3 +197,46 @@ def test_evaluator_optimizer_stops_after_max_rounds(rt: LocalRuntime) -> None:
     info = rt.run(example.evaluator_optimizer_job, {"product": "duragent", "max_rounds": 1})
     assert info.status == "SUCCEEDED", info.error
     assert info.result["rounds"] == 1 and info.result["passed"] is False
+
+
+# -- async agents ----------------------------------------------------------------------------------
+def test_async_agents_streams_reviews_and_publishes_as_its_docstring_says(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in KEY_VARS and k != "DURAGENT_DB"}
+    env.update(PYTHONPATH=str(REPO), DURAGENT_OUTBOX=str(tmp_path / "outbox"))
+    db = tmp_path / "async.db"
+    done = subprocess.run([sys.executable, "examples/async_agents.py", "--db", str(db), "--approve-all",
+                           "--topics", "sqlite,wal"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    for topic in ("sqlite", "wal"):
+        assert f"[{topic}] Researching {topic}" in out  # streamed while the worker task ran
+        assert f"publish '{topic} in brief'?" in out
+        assert (tmp_path / "outbox" / f"{topic}-in-brief.md").read_text().startswith(f"# {topic} in brief")
+    assert out.count("approved") == 2
+    with LocalRuntime(db) as rt:
+        rows = rt.list()
+        assert sorted(r["status"] for r in rows) == ["SUCCEEDED", "SUCCEEDED"]
+        searches = [e for r in rows for e in rt.history(r["id"])
+                    if e["EventType"] == "StepSucceeded" and e.get("Name") == "tool:search"]
+    assert len(searches) == 4  # two per agent, run at once
+
+
+def test_async_agents_uses_the_async_sdk_when_a_key_is_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from tests.fakes.provider_server import FakeToolCall
+
+    with ProviderServer() as server:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-example-test")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+        example = load_example("async_agents")
+        server.enqueue(Reply(text="Searching.", tool_calls=[FakeToolCall("search", {"query": "queues basics"}),
+                                                             FakeToolCall("search", {"query": "queues pitfalls"})]),
+                       Reply(tool_calls=[FakeToolCall("publish_brief", {"title": "Queues", "text": "They queue."})]),
+                       Reply(text="Published."))
+        results = asyncio.run(example.main(tmp_path / "sdk.db", ["queues"], approve_all=True))
+    assert [(r["status"], r["reply"]) for r in results] == [("SUCCEEDED", "Published.")]
+    assert [r.headers.get("x-stainless-async") for r in server.requests] == ["async:asyncio"] * 3
+    assert all(r.body["stream"] is True for r in server.requests)  # the text was streamed to the app
+    assert (tmp_path / "outbox" / "queues.md").read_text() == "# Queues\n\nThey queue.\n"
