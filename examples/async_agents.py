@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import sys
@@ -34,6 +33,7 @@ from typing import Any
 from duragent.agents import Agent, pending_reviews
 from duragent.agents.messages import ModelRequest, ModelResponse, TextBlock, ToolResult
 from duragent.agents.models.scripted import FunctionModel, ScriptedModel
+from duragent.agents.review import Approve, Reject, ReviewRequest, encode_decision
 from duragent.durable import AsyncDurableContext, LocalRuntime, durable_function
 from duragent.tools import tool
 
@@ -138,8 +138,9 @@ async def review(runtime: LocalRuntime, approve_all: bool) -> None:
                   f"    {arguments.get('text')}", flush=True)
             approved = approve_all or (await asyncio.to_thread(input, "    approve? [Y/n] ")).strip().lower() \
                 not in ("n", "no")
-            decision = {"approved": approved} if approved else {"approved": False, "feedback": "not now"}
-            await runtime.asend_callback_success(item["callback_id"], json.dumps(decision))
+            decision = Approve() if approved else Reject(feedback="not now")
+            answer = encode_decision(ReviewRequest.model_validate(request), decision)  # what `duragent approve` sends
+            await runtime.asend_callback_success(item["callback_id"], answer)
             answered.add(item["callback_id"])
             print(f"    {'approved' if approved else 'rejected'}", flush=True)
         await asyncio.sleep(0.1)

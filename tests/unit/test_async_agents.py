@@ -283,11 +283,13 @@ def test_an_approval_in_an_async_agent_suspends_until_a_reviewer_answers(rt: Loc
     rt.send_callback_success(question, json.dumps("hello"))
     rt.run_until_idle(skip_time=False)
     [(_, op, review)] = rt.pending_callbacks()
-    rt.send_callback_success(review, json.dumps({"approved": True, "arguments": {"to": "ana", "body": "hello"}}))
+    rt.send_callback_success(review, json.dumps({"approved": True, "edits": {"body": "hello"}}))
     rt.run_until_idle(skip_time=False)
     info = rt.get(execution_id)
     assert info.status == "SUCCEEDED", info.error
-    assert info.result == {"greeting": "hello", "output": "sent to ana: hello"}
+    assert info.result == {"greeting": "hello",  # the model is told what the reviewer changed
+                           "output": 'A reviewer changed the arguments before running: body "hi" -> "hello".\n'
+                                     "sent to ana: hello"}
     assert model.calls == 2
 
 
