@@ -302,6 +302,50 @@ def test_streaming_tool_call(provider: str, model: Model, server: ProviderServer
     assert response.tool_calls == [ToolCall(id="s1", name="add", arguments={"a": 1, "b": 2})]
 
 
+# -- async (arequest): the async SDK clients, Bedrock's boto3 call in a worker thread --------------------
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+def test_arequest_answers_as_request_does(provider: str, model: Model, server: ProviderServer, stream: bool) -> None:
+    import asyncio
+    import threading
+
+    def reply() -> Reply:
+        return Reply(text="Let me add.", chunks=["Let ", "me ", "add."],
+                     tool_calls=[FakeToolCall("add", {"a": 1, "b": 2}, id="s1")],
+                     usage=FakeUsage(input_tokens=9, output_tokens=4))
+
+    server.enqueue(reply(), reply())
+    expected = model.request(ask(tools=[ADD]), on_text=(lambda d: None) if stream else None)
+    deltas: list[tuple[str, int]] = []
+
+    async def on_text(delta: str) -> None:  # async callbacks are awaited
+        deltas.append((delta, threading.get_ident()))
+
+    async def call() -> tuple[Any, int]:
+        return await model.arequest(ask(tools=[ADD]), on_text=on_text if stream else None), threading.get_ident()
+
+    response, loop_thread = asyncio.run(call())
+    assert response == expected
+    assert server.request_count == 2 and server.requests[1].body == server.requests[0].body
+    if stream:
+        assert [d for d, _ in deltas] == ["Let ", "me ", "add."]
+        assert {t for _, t in deltas} == {loop_thread}  # even Bedrock's deltas arrive on the loop
+    if provider != "bedrock":  # the Stainless SDKs say which client sent a request
+        assert server.requests[0].headers.get("x-stainless-async") == "false"
+        assert server.requests[1].headers.get("x-stainless-async") == "async:asyncio"
+
+
+def test_arequest_translates_errors_as_request_does(provider: str, model: Model, server: ProviderServer) -> None:
+    import asyncio
+
+    server.enqueue(FakeError(429, "slow down", headers={"retry-after": "7"}), FakeError(401, "bad key"))
+    with pytest.raises(ModelRateLimitError) as limited:
+        asyncio.run(model.arequest(ask()))
+    assert limited.value.retry_after == 7.0 and limited.value.status_code == 429
+    with pytest.raises(ModelAuthError):
+        asyncio.run(model.arequest(ask(), on_text=lambda d: None))
+    assert server.request_count == 2, "the SDK retried on its own"
+
+
 # -- errors ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
 def test_rate_limit_honours_retry_after_and_is_not_retried(provider: str, model: Model, server: ProviderServer,
