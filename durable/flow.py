@@ -36,23 +36,19 @@ Flow = Generator[Any, Any, T]
 def drive(flow: Flow[T]) -> T:
     """Run ``flow`` to its end synchronously: every yielded value is sent straight back."""
     value: Any = None
+    error: BaseException | None = None
     while True:
         try:
-            value = flow.send(value)
+            value = flow.send(value) if error is None else flow.throw(error)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
-        if _awaitable(value):
+        error = None
+        if _awaitable(value):  # user code returned a coroutine nobody here can await
             _discard(value)
-            try:
-                value = flow.throw(UsageError(
-                    "an async function was called from a synchronous handler (it returned an awaitable "
-                    "that nothing awaits); declare the handler 'async def' and await the operation, or "
-                    "pass a plain function"))
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-            if _awaitable(value):  # the flow swallowed the error and yielded another one: give up
-                _discard(value)
-                raise UsageError("an async function was called from a synchronous handler")
+            value, error = None, UsageError(
+                "an async function was called from a synchronous handler (it returned an awaitable that "
+                "nothing awaits); declare the handler 'async def' and await the operation, or pass a "
+                "plain function")
 
 
 async def adrive(flow: Flow[T]) -> T:

@@ -77,6 +77,9 @@ class WakeSignal(threading.Event):
 class AsyncRuntime:
     """The asyncio face of LocalRuntime (a mixin of it)."""
 
+    _progress_signal: WakeSignal | None = None
+    """Set whenever ``serve`` ends an invocation (what ``wait_until_done`` waits on)."""
+
     # -- executions, callbacks: the sync methods, off the loop ------------------------------------
     async def astart(self: Any, fn_or_name: Callable[..., Any] | str, input: Any = None,
                      execution_id: str | None = None, *, name: str | None = None, target: str | None = None,
@@ -224,12 +227,11 @@ async def _more_work(runtime: LocalRuntime, max_sleep: float, *, busy: bool) -> 
     await wake.wait_async(None if runtime.clock.virtual else delay)
 
 
-def _progress(runtime: LocalRuntime) -> WakeSignal:
-    """Set whenever ``serve`` ends an invocation (what ``wait_until_done`` waits on)."""
-    signal = getattr(runtime, "_progress_signal", None)
-    if signal is None:
-        signal = runtime._progress_signal = WakeSignal()  # type: ignore[attr-defined]
-    return signal
+def _progress(runtime: AsyncRuntime) -> WakeSignal:
+    """The runtime's progress signal, made on first use."""
+    if runtime._progress_signal is None:
+        runtime._progress_signal = WakeSignal()
+    return runtime._progress_signal
 
 
 __all__ = ["AsyncRuntime", "WakeSignal"]
