@@ -27,3 +27,13 @@ def operation_tree(ops: Iterable[Operation]) -> Iterator[tuple[int, Operation]]:
         seen.add(op.Id)
         yield depth, op
         stack.extend((depth + 1, child) for child in reversed(children.get(op.Id, [])))
+
+
+def display_name(op: Operation, by_id: dict[str, Operation]) -> str | None:
+    """The name people know an operation by. A ``wait_for_callback``'s callback is named after the
+    user's call (its parent context, "approval:send_email"), not after the internal operation
+    ("approval:send_email create callback id"); every other operation by its own name."""
+    parent = by_id.get(op.ParentId or "")
+    if op.Type == OperationType.CALLBACK and parent is not None and parent.SubType == "WaitForCallback":
+        return parent.Name or op.Name
+    return op.Name

@@ -48,22 +48,33 @@ def list_executions(function: str, *, statuses: list[str] | None = None, name: s
     """The durable executions of ``function`` (name or ARN), newest first: ``DurableExecutionArn``,
     ``DurableExecutionName``, ``FunctionArn``, ``Status``, ``StartTimestamp``, ``EndTimestamp``."""
     lam = _client(client)
-    request: dict[str, Any] = {"FunctionName": function, "ReverseOrder": True}
+    found: list[dict[str, Any]] = []
+    marker: str | None = None
+    while len(found) < limit:
+        page, marker = list_executions_page(function, statuses=statuses, name=name, qualifier=qualifier,
+                                            limit=min(MAX_PAGE, limit - len(found)), marker=marker, client=lam)
+        found.extend(page)
+        if not marker:
+            break
+    return found[:limit]
+
+
+def list_executions_page(function: str, *, statuses: list[str] | None = None, name: str | None = None,
+                         qualifier: str | None = None, limit: int = 100, marker: str | None = None,
+                         client: Any = None) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of ``list_executions`` (at most ``limit``, up to 1000) from ``marker``, and the
+    marker of the next page (None on the last)."""
+    request: dict[str, Any] = {"FunctionName": function, "ReverseOrder": True, "MaxItems": min(MAX_PAGE, limit)}
     if statuses:
         request["Statuses"] = list(statuses)
     if name:
         request["DurableExecutionName"] = name
     if qualifier:
         request["Qualifier"] = qualifier
-    found: list[dict[str, Any]] = []
-    while len(found) < limit:
-        page = lam.list_durable_executions_by_function(**request, MaxItems=min(MAX_PAGE, limit - len(found)))
-        found.extend(plain(page.get("DurableExecutions") or []))
-        marker = page.get("NextMarker")
-        if not marker:
-            break
+    if marker:
         request["Marker"] = marker
-    return found[:limit]
+    page = _client(client).list_durable_executions_by_function(**request)
+    return plain(page.get("DurableExecutions") or []), page.get("NextMarker") or None
 
 
 def get_execution(arn: str, *, include_data: bool = True, client: Any = None) -> dict[str, Any]:

@@ -218,8 +218,14 @@ class LocalRuntime(AsyncRuntime):
     def operations(self, execution_id: str) -> builtins.list[Operation]:
         return self.service.operations(execution_id)
 
-    def list(self, *, status: str | None = None, function: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        return self.service.list_executions(status=status, function=function, limit=limit)
+    def list(self, *, status: str | None = None, function: str | None = None, limit: int = 100,
+             offset: int = 0) -> list[dict[str, Any]]:
+        """Executions, newest first: ``limit`` of them after skipping ``offset`` (``count`` gives the total)."""
+        return self.service.list_executions(status=status, function=function, limit=limit, offset=offset)
+
+    def count(self, *, status: str | None = None, function: str | None = None) -> int:
+        """How many executions ``list`` would page through with the same filters."""
+        return self.service.count_executions(status=status, function=function)
 
     def stop(self, execution_id: str, error: ErrorObject | None = None) -> None:
         self.service.stop(execution_id, error)
@@ -245,8 +251,19 @@ class LocalRuntime(AsyncRuntime):
     def send_callback_heartbeat(self, callback_id: str) -> str:
         return self.service.heartbeat_callback(callback_id)
 
-    def pending_callbacks(self) -> builtins.list[tuple[str, Operation, str]]:
-        return self.service.pending_callbacks()
+    def pending_callbacks(self, *, limit: int | None = None, offset: int = 0,
+                          execution_id: str | None = None) -> builtins.list[tuple[str, Operation, str]]:
+        """(execution id, callback operation, callback id) of callbacks awaiting an answer, oldest
+        execution first: all of them, or a page (``limit`` after ``offset``)."""
+        return self.service.pending_callbacks(limit, offset, execution_id)
+
+    def count_pending_callbacks(self, *, execution_id: str | None = None) -> int:
+        return self.service.count_pending_callbacks(execution_id)
+
+    def callback(self, callback_id: str) -> tuple[str, Operation]:
+        """(execution id, callback operation) of any callback by its id, answered or not;
+        CallbackNotFoundError for an id the store never issued."""
+        return self.service.callback(callback_id)
 
     def pending_callback(self, callback_id: str) -> tuple[str, Operation]:
         """(execution id, callback operation) of a callback that awaits an answer; otherwise the
@@ -254,6 +271,10 @@ class LocalRuntime(AsyncRuntime):
         return self.service.pending_callback(callback_id)
 
     # -- running ------------------------------------------------------------------------------
+    def wake(self) -> None:
+        """Wake a sleeping ``worker`` loop at once (to notice new work, or that it should stop)."""
+        self._wake.set()
+
     def run_once(self) -> bool:
         """Fire due timers and run one invocation if any execution is runnable."""
         self.service.fire_due()

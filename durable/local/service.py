@@ -158,11 +158,29 @@ class LocalService:
         with self.store.transaction(write=False) as tx:
             return tx.list_executions(**filters)
 
-    def pending_callbacks(self) -> list[tuple[str, Operation, str]]:
-        """(execution id, operation, callback id) for every callback awaiting an answer."""
+    def count_executions(self, **filters: Any) -> int:
         with self.store.transaction(write=False) as tx:
-            rows = tx.pending_callbacks()
+            return tx.count_executions(**filters)
+
+    def pending_callbacks(self, limit: int | None = None, offset: int = 0,
+                          execution_id: str | None = None) -> list[tuple[str, Operation, str]]:
+        """(execution id, operation, callback id) for callbacks awaiting an answer, in a stable order."""
+        with self.store.transaction(write=False) as tx:
+            rows = tx.pending_callbacks(limit, offset, execution_id)
         return [(r.execution_id, load_operation(r), r.callback_id or "") for r in rows]
+
+    def count_pending_callbacks(self, execution_id: str | None = None) -> int:
+        with self.store.transaction(write=False) as tx:
+            return tx.count_pending_callbacks(execution_id)
+
+    def callback(self, callback_id: str) -> tuple[str, Operation]:
+        """(execution id, callback operation) of any callback, answered or not."""
+        with self.store.transaction(write=False) as tx:
+            row = tx.operation_by_callback(callback_id)
+        if row is None:
+            raise CallbackNotFoundError(f"unknown callback id {callback_id!r}; `duragent list --pending` shows "
+                                        "the callbacks that await an answer")
+        return row.execution_id, load_operation(row)
 
     # -- invocations --------------------------------------------------------------------------
     def claim(self, owner: str, lease_seconds: float) -> Invocation | None:

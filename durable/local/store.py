@@ -225,19 +225,17 @@ class Tx:
                           "WHERE id = ? AND status = 'RUNNING'", (version, version, execution_id))
 
     def list_executions(self, *, status: str | None = None, function: str | None = None,
-                        limit: int = 100) -> list[dict[str, Any]]:
-        where, args = [], []
-        if status:
-            where.append("status = ?")
-            args.append(status)
-        if function:
-            where.append("function = ?")
-            args.append(function)
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
+                        limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        """Newest first; ``offset`` skips that many (pages of a listing)."""
+        clause, args = _execution_filter(status, function)
         rows = self.conn.execute(
             f"SELECT id, function, name, status, started_at, ended_at, parent_execution FROM executions {clause} "
-            "ORDER BY started_at DESC, rowid DESC LIMIT ?", (*args, limit)).fetchall()
+            "ORDER BY started_at DESC, rowid DESC LIMIT ? OFFSET ?", (*args, limit, offset)).fetchall()
         return [dict(r) for r in rows]
+
+    def count_executions(self, *, status: str | None = None, function: str | None = None) -> int:
+        clause, args = _execution_filter(status, function)
+        return int(self.conn.execute(f"SELECT COUNT(*) FROM executions {clause}", args).fetchone()[0])
 
     def claim_runnable(self, owner: str, now: float, lease_seconds: float) -> str | None:
         """Take one execution that needs an invocation: runnable and not leased, or leased by an
@@ -331,14 +329,23 @@ class Tx:
                                  "AND timeout_at <= ?", (now,)).fetchall()
         return [str(r[0]) for r in rows]
 
-    def pending_callbacks(self, limit: int = 500) -> list[OpRow]:
-        # Only executions still RUNNING await answers: a stopped or failed one keeps its callback
-        # rows STARTED, but answering them is refused.
-        rows = self.conn.execute(f"SELECT {_OP_COLUMNS} FROM operations WHERE callback_id IS NOT NULL "
-                                 "AND status = 'STARTED' AND execution_id IN "
-                                 "(SELECT id FROM executions WHERE status = 'RUNNING') ORDER BY seq LIMIT ?",
-                                 (limit,)).fetchall()
+    def pending_callbacks(self, limit: int | None = None, offset: int = 0,
+                          execution_id: str | None = None) -> list[OpRow]:
+        """Callbacks awaiting an answer, oldest execution first and in checkpoint order within one
+        (a stable order, so pages of it neither skip nor repeat). Only executions still RUNNING
+        await answers: a stopped or failed one keeps its callback rows STARTED, but answering them
+        is refused."""
+        clause, args = _pending_filter(execution_id)
+        columns = ", ".join(f"o.{c.strip()}" for c in _OP_COLUMNS.split(","))
+        rows = self.conn.execute(f"SELECT {columns} FROM operations o JOIN executions e ON e.id = o.execution_id "
+                                 f"{clause} ORDER BY e.started_at, e.rowid, o.seq LIMIT ? OFFSET ?",
+                                 (*args, -1 if limit is None else limit, offset)).fetchall()
         return [OpRow(*r) for r in rows]
+
+    def count_pending_callbacks(self, execution_id: str | None = None) -> int:
+        clause, args = _pending_filter(execution_id)
+        return int(self.conn.execute(f"SELECT COUNT(*) FROM operations o JOIN executions e ON e.id = o.execution_id "
+                                     f"{clause}", args).fetchone()[0])
 
     def clear_due(self, execution_id: str) -> None:
         self.conn.execute("UPDATE operations SET due_at = NULL WHERE execution_id = ? AND due_at IS NOT NULL",
@@ -353,3 +360,21 @@ class Tx:
         rows = self.conn.execute("SELECT data FROM events WHERE execution_id = ? ORDER BY event_id",
                                  (execution_id,)).fetchall()
         return [json.loads(r[0]) for r in rows]
+
+
+def _execution_filter(status: str | None, function: str | None) -> tuple[str, list[Any]]:
+    where, args = [], []
+    if status:
+        where.append("status = ?")
+        args.append(status)
+    if function:
+        where.append("function = ?")
+        args.append(function)
+    return (f"WHERE {' AND '.join(where)}" if where else ""), args
+
+
+def _pending_filter(execution_id: str | None) -> tuple[str, list[Any]]:
+    clause = "WHERE o.callback_id IS NOT NULL AND o.status = 'STARTED' AND e.status = 'RUNNING'"
+    if execution_id is None:
+        return clause, []
+    return clause + " AND o.execution_id = ?", [execution_id]

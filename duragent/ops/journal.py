@@ -1,0 +1,101 @@
+"""What an execution's journal tells beyond its operations: each invocation (when it ran, whether
+it crashed, which results it replayed from the journal instead of running them again) and the
+cost of its model calls split into what was paid and what replay reused."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from duragent.agents.usage import MODEL_CALL_SUBTYPE, Ledger, ledger_from_operations
+from duragent.durable.model import Operation, OperationStatus
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One run of the handler. ``replayed``: ids of operations that had completed before it
+    started (their results came back from the journal); ``ran``: ids of operations that started
+    or completed while it ran."""
+
+    number: int
+    started_at: float | None
+    ended_at: float | None
+    error: str | None = None
+    """Why it ended without reporting back (a crashed or killed worker), or None."""
+    replayed: list[str] = field(default_factory=list)
+    ran: list[str] = field(default_factory=list)
+
+    @property
+    def crashed(self) -> bool:
+        return self.error is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "crashed": self.crashed}
+
+
+def invocations(history: list[dict[str, Any]], ops: list[Operation]) -> list[Invocation]:
+    """The finished invocations, oldest first, from the history's ``InvocationCompleted`` events
+    (one that crashed is recorded when the next one starts)."""
+    found: list[Invocation] = []
+    done = [op for op in ops if op.Status.terminal and op.EndTimestamp is not None and op.Type.value != "EXECUTION"]
+    for event in history:
+        if event.get("EventType") != "InvocationCompleted":
+            continue
+        details = event.get("InvocationCompletedDetails") or {}
+        start, end = details.get("StartTimestamp"), details.get("EndTimestamp")
+        error = _error_text(details.get("Error"))
+        replayed = [op.Id for op in done if start is not None and op.EndTimestamp is not None
+                    and op.EndTimestamp < start]
+        ran = [op.Id for op in ops if op.Type.value != "EXECUTION" and start is not None and end is not None
+               and any(t is not None and start <= t <= end for t in (op.StartTimestamp, op.EndTimestamp))]
+        found.append(Invocation(len(found) + 1, start, end, error, replayed, ran))
+    return found
+
+
+def _error_text(error: Any) -> str | None:
+    if not isinstance(error, dict):
+        return None
+    payload = error.get("Payload", error)
+    if not isinstance(payload, dict):
+        return str(payload)
+    text = ": ".join(str(p) for p in (payload.get("ErrorType"), payload.get("ErrorMessage")) if p)
+    return text or "(no details)"
+
+
+@dataclass(frozen=True)
+class CostSplit:
+    """Every model call was paid once (``paid``); ``reused`` is the part of them that later
+    invocations replayed from the journal instead of paying for them again."""
+
+    paid: Ledger
+    reused: Ledger
+
+    def to_dict(self) -> dict[str, Any]:
+        paid, reused = self.paid.to_dict(), self.reused.to_dict()
+        return {"paid": paid["paid"], "reused": reused["paid"], "paid_usd": paid["paid_usd"],
+                "saved_usd": reused["paid_usd"], "total_usd": paid["paid_usd"],
+                "paid_calls": self.paid.paid_calls, "reused_calls": self.reused.paid_calls}
+
+    def format(self) -> str:
+        """A few lines for people: per model, then the split."""
+        lines = [f"{'model':<34} {'calls':>5} {'in':>8} {'out':>8} {'cost $':>10}  reused"]
+        for model, line in sorted(self.paid.paid.items()):
+            again = self.reused.paid.get(model)
+            lines.append(f"{model[:34]:<34} {line.calls:>5} {line.usage.input_tokens:>8} {line.usage.output_tokens:>8} "
+                         f"{line.cost:>10.4f}  {again.calls if again else 0}")
+        calls = self.paid.paid_calls
+        text = f"paid ${self.paid.paid_cost:.4f} for {calls} model call{'s' if calls != 1 else ''}, each once"
+        if self.reused.paid_calls:
+            text += (f"; reused {self.reused.paid_calls} of them from the journal after a crash or resume "
+                     f"(${self.reused.paid_cost:.4f} not paid twice)")
+        lines.append(text)
+        return "\n".join(lines)
+
+
+def cost_split(ops: list[Operation], runs: list[Invocation]) -> CostSplit | None:
+    """The ledger of an execution that called models (None if it made none)."""
+    calls = [op for op in ops if op.SubType == MODEL_CALL_SUBTYPE and op.Status == OperationStatus.SUCCEEDED]
+    if not any(op.SubType == MODEL_CALL_SUBTYPE for op in ops):
+        return None
+    replayed = {op_id for run in runs for op_id in run.replayed}
+    return CostSplit(ledger_from_operations(calls), ledger_from_operations([op for op in calls if op.Id in replayed]))
