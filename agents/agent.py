@@ -44,6 +44,8 @@ from .messages import (
     ModelRequest,
     ModelResponse,
     ModelSettings,
+    Opening,
+    TextBlock,
     ToolCall,
     ToolResult,
     ToolSpec,
@@ -281,7 +283,8 @@ class Agent:
 
         def stamped(response: ModelResponse) -> ModelResponse:
             ran.append(True)
-            return response.model_copy(update={"prompt_hash": expected_hash, "tools_hash": tools_hash(request.tools)})
+            return response.model_copy(update={"prompt_hash": expected_hash, "tools_hash": tools_hash(request.tools),
+                                               "opening": _opening(request) if turn == 1 else None})
 
         def model_call() -> ModelResponse:
             return stamped(model.request(request, on_text=on_text))
@@ -387,6 +390,15 @@ def _tool_flow(tool: Any, ctx: Context, arguments: dict[str, Any], call_id: str)
     else:
         result = yield tool.run(ctx, arguments, call_id=call_id)
     return _as_tool_result(result, call_id)
+
+
+def _opening(request: ModelRequest) -> Opening | None:
+    """The system prompt and the user's first prompt, recorded with the first model call."""
+    first = request.messages[0] if request.messages else None
+    if first is None or first.role != "user":
+        return None
+    text = "".join(b.text for b in first.content if isinstance(b, TextBlock))
+    return Opening(system=request.system, prompt=text)
 
 
 def _as_tool_result(value: Any, call_id: str) -> ToolResult:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 
 class TextBlock(BaseModel):
@@ -60,6 +60,14 @@ class Usage(BaseModel):
         return self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
 
 
+class Opening(BaseModel):
+    """What an agent's conversation started from: recorded with its first model call only, so
+    the console can show the system prompt and the user's prompt without re-running anything."""
+
+    system: str | None = None
+    prompt: str
+
+
 class ModelResponse(BaseModel):
     """One model call's outcome, normalized. This is what a model-call step checkpoints."""
 
@@ -74,6 +82,15 @@ class ModelResponse(BaseModel):
     """Content hash of the rendered system prompt, recorded so that an edited prompt is noticed."""
     tools_hash: str | None = None
     """Content hash of the tool schemas the model was offered (for upgrade checks: what changed)."""
+    opening: Opening | None = None
+    """On an agent's first model call: the system prompt and the user's prompt (None on the others)."""
+
+    @model_serializer(mode="wrap")
+    def _without_empty_opening(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and data.get("opening", 0) is None:
+            del data["opening"]  # every later call would otherwise store "opening": null
+        return data
 
     @property
     def text(self) -> str:

@@ -170,10 +170,12 @@ class AwsOperator(Operator):
             op = ops.get(callback["Id"])
             if op is None:
                 continue
-            request = review_request(_submitter_record(callback.get("ParentId"), events))
+            record = _submitter_record(callback.get("ParentId"), events)
+            request = review_request(record)
             items.append(PendingCallback(callback_id=callback["CallbackId"], execution_id=arn,
                                          execution_name=started.get("Name"), function=self.function,
-                                         name=display_name(op, ops), started_at=op.StartTimestamp, request=request))
+                                         name=display_name(op, ops), started_at=op.StartTimestamp, request=request,
+                                         asked=record if request is None else None))
         return items
 
 

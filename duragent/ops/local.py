@@ -129,7 +129,8 @@ def _execution(info: ExecutionInfo) -> Execution:
 
 
 def _pending(info: Execution, op: Operation, callback_id: str, by_id: dict[str, Operation]) -> PendingCallback:
-    request = review_request(submitter_record(op.ParentId, by_id.values()))
+    record = submitter_record(op.ParentId, by_id.values())
+    request = review_request(record)
     return PendingCallback(callback_id=callback_id, execution_id=info.id, execution_name=info.name,
                            function=info.function, name=display_name(op, by_id), started_at=op.StartTimestamp,
-                           request=request)
+                           request=request, asked=record if request is None else None)

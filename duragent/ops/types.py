@@ -83,6 +83,8 @@ class PendingCallback:
     """The wait's name as the handler gave it (a wait_for_callback's, not its internal callback's)."""
     started_at: float | None
     request: ReviewRequest | None = None
+    asked: Any = None
+    """For a plain callback: what its submitter recorded (a hint of the answer expected), if anything."""
 
     @property
     def kind(self) -> str:
@@ -106,6 +108,7 @@ class PendingCallback:
             "tool_call_id": request.tool_call_id if request else None,
             "question": request.question if request else None,
             "response_schema": request.response_schema if request else None,
+            "asked": self.asked,
         }
 
 
