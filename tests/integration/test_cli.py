@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import sqlite3
 import subprocess
@@ -22,7 +23,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 HANDLERS = '''
+from pydantic import BaseModel
+
+from duragent.agents import Agent, ask_human
+from duragent.agents.messages import ToolResult
+from duragent.agents.models import ScriptedModel
 from duragent.durable import Duration
+from duragent.tools import tool
 
 
 def greet(event, ctx):
@@ -41,6 +48,35 @@ def review(event, ctx):
 
 def boom(event, ctx):
     raise ValueError("kaboom")
+
+
+def many(event, ctx):
+    return [ctx.step(lambda i=i: "x" * 200, name=f"step {i}") for i in range(event.get("n", 300))]
+
+
+@tool(requires_approval=True)
+def pay(to: str, amount: int) -> str:
+    """Pay someone."""
+    return f"paid {amount} to {to}"
+
+
+def _brain(request):
+    results = [b for m in request.messages for b in m.content if isinstance(b, ToolResult)]
+    if not results:
+        return ScriptedModel.tool_call("pay", {"to": "ann", "amount": 100}, "call-1")
+    return "Outcome: " + results[-1].content
+
+
+def paying(event, ctx):
+    return Agent(ScriptedModel(_brain, name="payer"), tools=[pay]).run(ctx, "pay ann").output
+
+
+class Headcount(BaseModel):
+    people: int
+
+
+def asking(event, ctx):
+    return ask_human(ctx, "How many?", Headcount, name="headcount").people
 '''
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
@@ -72,7 +108,11 @@ def _json(result: subprocess.CompletedProcess[str]) -> Any:
 
 
 def _pending_ids(cli: Cli) -> list[str]:
-    return [item["callback_id"] for item in _json(cli("list", "--pending", "--json"))]
+    return [item["callback_id"] for item in _json(cli("list", "--pending", "--json"))["pending"]]
+
+
+def _executions(cli: Cli, *args: str) -> list[dict[str, Any]]:
+    return list(_json(cli("list", "--json", *args))["executions"])
 
 
 def _snapshot(db: Path) -> dict[str, bytes]:
@@ -105,7 +145,7 @@ def test_run_with_input_file_and_same_id_again_attaches(cli: Cli, tmp_path: Path
     assert json.loads(cli("run", "handlers.py:greet", "--input", "@event.json", "--id", "g2").stdout) == {"doubled": 4}
     again = cli("run", "handlers.py:greet", "--input", '{"n": 2}', "--id", "g2")
     assert again.returncode == 0 and json.loads(again.stdout) == {"doubled": 4}
-    assert len(_json(cli("list", "--json"))) == 1
+    assert len(_executions(cli)) == 1
 
 
 def test_run_of_a_module_target(cli: Cli, tmp_path: Path) -> None:
@@ -132,12 +172,15 @@ def test_wait_suspends_and_a_worker_elsewhere_finishes_it(cli: Cli, tmp_path: Pa
     assert result.returncode == 0, result.stderr
     assert "RUNNING" in result.stdout and "wait 'nap' until" in result.stdout
     assert _json(cli("show", "w1", "--json"))["status"] == "RUNNING"
-    time.sleep(1.2)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()  # the stored target must be absolute for this worker to import it
-    worker = cli("worker", "--until-idle", cwd=elsewhere)
-    assert worker.returncode == 0, worker.stderr
-    shown = _json(cli("show", "w1", "--json"))
+    deadline = time.monotonic() + 60
+    while True:  # the wait is a real second: run the worker until the execution is done (a condition)
+        worker = cli("worker", "--until-idle", cwd=elsewhere)
+        assert worker.returncode == 0, worker.stderr
+        shown = _json(cli("show", "w1", "--json"))
+        if shown["status"] != "RUNNING" or time.monotonic() > deadline:
+            break
     assert (shown["status"], shown["result"]) == ("SUCCEEDED", "woke")
 
 
@@ -146,9 +189,10 @@ def test_callback_succeed_resumes_with_the_decoded_answer(cli: Cli) -> None:
     assert result.returncode == 0, result.stderr
     [callback_id] = _pending_ids(cli)
     assert callback_id in result.stdout
-    assert f"duragent callback succeed {callback_id} --result" in result.stdout
+    assert f"callback succeed {callback_id} --result JSON" in result.stdout  # the command for a plain callback
     pending = cli("list", "--pending")
     assert pending.returncode == 0 and callback_id in pending.stdout and "review" in pending.stdout
+    assert f"callback succeed {callback_id} --result JSON" in pending.stdout
 
     answered = cli("callback", "succeed", callback_id, "--result", '{"ok":  true}')
     assert answered.returncode == 0, answered.stderr
@@ -204,7 +248,7 @@ def test_stop_and_list(cli: Cli) -> None:
     assert _pending_ids(cli) == []  # a stopped execution's callback can no longer be answered
     table = cli("list")
     assert table.returncode == 0 and "s1" in table.stdout and "STOPPED" in table.stdout
-    assert [r["id"] for r in _json(cli("list", "--json", "--status", "succeeded"))] == ["s2"]
+    assert [r["id"] for r in _executions(cli, "--status", "succeeded")] == ["s2"]
 
 
 def test_duragent_db_env_names_the_store(cli: Cli, tmp_path: Path) -> None:
@@ -219,11 +263,18 @@ def test_duragent_db_env_names_the_store(cli: Cli, tmp_path: Path) -> None:
 def test_worker_stops_gracefully_on_a_signal(cli: Cli, tmp_path: Path, signum: int) -> None:
     process = subprocess.Popen([sys.executable, "-m", "duragent", "--db", str(tmp_path / "store.db"), "worker"],
                                cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.7)  # nothing to do: the worker sleeps, waiting for work
+    assert process.stderr is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + 30
+    while not any("worker serving" in line for line in seen):  # its signal handlers are in place
+        line = process.stderr.readline()
+        assert line and time.monotonic() < deadline, (seen, process.poll())
+        seen.append(line)
     process.send_signal(signum)
-    _, stderr = process.communicate(timeout=10)
+    _, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr
     assert "stopped" in stderr
+    assert any("created a new store" in line for line in seen)  # a mistyped --db does not pass unnoticed
 
 
 # -- bad input: exit 2, one line, store unchanged -----------------------------------------------------
@@ -307,9 +358,95 @@ def test_a_db_that_is_not_ours_is_refused_untouched(cli: Cli, tmp_path: Path, ma
     assert _snapshot(foreign) == before
 
 
-def test_a_missing_store_is_not_created_by_inspection(cli: Cli, tmp_path: Path) -> None:
-    missing = tmp_path / "typo.db"
-    _assert_usage_error(cli("show", "x", db=missing), "no duragent store")
-    listed = cli("list", "--json", db=missing)
-    assert listed.returncode == 0 and json.loads(listed.stdout) == []
-    assert not missing.exists()
+@pytest.mark.parametrize("args", [["show", "x"], ["list"], ["list", "--pending", "--json"], ["history", "x"],
+                                  ["approve", "x"], ["reject", "x", "--feedback", "no"], ["answer", "x", "1"],
+                                  ["callback", "succeed", "x"], ["callback", "heartbeat", "x"], ["stop", "x"],
+                                  ["replay-check"], ["ui", "--port", "0"]])
+def test_commands_that_read_or_answer_refuse_a_missing_store(cli: Cli, tmp_path: Path, args: list[str]) -> None:
+    missing = tmp_path / "typo" / "store.db"
+    _assert_usage_error(cli(*args, db=missing), "no duragent store")
+    assert not missing.parent.exists()  # not even the directory
+
+
+def test_worker_on_a_new_store_says_so(cli: Cli, tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh" / "store.db"
+    done = cli("worker", "--until-idle", db=fresh)
+    assert done.returncode == 0 and f"created a new store at {fresh}" in done.stderr
+    again = cli("worker", "--until-idle", db=fresh)
+    assert again.returncode == 0 and "created a new store" not in again.stderr
+
+
+def test_a_closed_pipe_ends_quietly(cli: Cli, tmp_path: Path) -> None:
+    assert cli("run", "handlers.py:many", "--id", "big").returncode == 0
+    for command in ("history big --json", "show big", "show big --json"):
+        shell = f"{shlex.quote(sys.executable)} -m duragent --db {tmp_path / 'store.db'} {command} | head -1"
+        done = subprocess.run(["sh", "-c", shell], cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        assert len(done.stdout.splitlines()) == 1
+
+
+# -- paging: a total, and the next page: never a silent cap ------------------------------------------
+def test_list_pages_with_a_total(cli: Cli) -> None:
+    for n in range(5):
+        assert cli("run", "handlers.py:review", "--id", f"r{n}").returncode == 0
+    first = _json(cli("list", "--json", "--limit", "2"))
+    assert first["total"] == 5 and len(first["executions"]) == 2 and first["next_cursor"] == "2"
+    second = _json(cli("list", "--json", "--limit", "2", "--cursor", first["next_cursor"]))
+    last = _json(cli("list", "--json", "--limit", "2", "--cursor", second["next_cursor"]))
+    ids = [r["id"] for page in (first, second, last) for r in page["executions"]]
+    assert sorted(ids) == [f"r{n}" for n in range(5)] and last["next_cursor"] is None
+    text = cli("list", "--limit", "2")
+    assert "showing executions 1-2 of 5; next page: duragent --db" in text.stdout and "--cursor 2" in text.stdout
+
+    pending = _json(cli("list", "--pending", "--json", "--limit", "3"))
+    assert pending["total"] == 5 and len(pending["pending"]) == 3 and pending["next_cursor"] == "3"
+    rest = _json(cli("list", "--pending", "--json", "--limit", "3", "--cursor", "3"))
+    assert len(rest["pending"]) == 2 and rest["next_cursor"] is None
+    every = [p["callback_id"] for p in pending["pending"] + rest["pending"]]
+    assert len(set(every)) == 5
+    # the last one on the last page is answered by its id like any other
+    assert cli("callback", "succeed", every[-1], "--result", '"ok"').returncode == 0
+    assert _json(cli("list", "--pending", "--json"))["total"] == 4
+    text = cli("list", "--pending", "--limit", "3")
+    assert "showing callbacks 1-3 of 4" in text.stdout
+
+
+# -- what each pause asks for, and the commands that answer it ---------------------------------------
+def test_each_pause_prints_the_command_that_answers_it(cli: Cli, tmp_path: Path) -> None:
+    db = f"--db {tmp_path / 'store.db'}"
+    paying = cli("run", "handlers.py:paying", "--id", "pay")
+    assert paying.returncode == 0, paying.stderr
+    asking = cli("run", "handlers.py:asking", "--id", "ask")
+    assert asking.returncode == 0, asking.stderr
+    items = {p["execution_id"]: p for p in _json(cli("list", "--pending", "--json"))["pending"]}
+    review, question = items["pay"], items["ask"]
+    assert review["kind"] == "tool_approval" and review["arguments"] == {"to": "ann", "amount": 100}
+    assert question["kind"] == "question" and question["response_schema"]["properties"]["people"]["type"] == "integer"
+    for text in (paying.stdout, cli("list", "--pending").stdout, cli("show", "pay").stdout):
+        assert f"duragent {db} approve {review['callback_id']}" in text, text
+        assert f"duragent {db} reject {review['callback_id']} --feedback TEXT" in text
+    for text in (asking.stdout, cli("list", "--pending").stdout):
+        assert f"duragent {db} answer {question['callback_id']} JSON" in text and '"people"' in text
+    assert "callback succeed" not in paying.stdout  # a review is not answered with a raw callback
+
+    # the wrong command for the kind is refused, with nothing recorded
+    before = _snapshot(tmp_path / "store.db")
+    _assert_usage_error(cli("approve", question["callback_id"]), "question")
+    _assert_usage_error(cli("answer", review["callback_id"], "1"), "approve or reject")
+    _assert_usage_error(cli("answer", question["callback_id"], '{"people": "four"}'), "'four' is not of type 'integer'")
+    _assert_usage_error(cli("approve", review["callback_id"], "--edit", '{"amount": "ten"}'),
+                        "'ten' is not of type 'integer'")
+    _assert_usage_error(cli("reject", review["callback_id"], "--feedback", " "), "feedback")
+    assert _snapshot(tmp_path / "store.db") == before
+
+    assert cli("answer", question["callback_id"], '{"people": 4}').returncode == 0
+    done = cli("approve", review["callback_id"], "--edit", '{"amount": 10}')
+    assert done.returncode == 0 and "review approved with amount changed" in done.stdout, done.stderr
+    assert cli("worker", "--until-idle").returncode == 0
+    assert _json(cli("show", "ask", "--json"))["result"] == 4
+    paid = _json(cli("show", "pay", "--json"))
+    assert paid["status"] == "SUCCEEDED" and paid["result"].endswith("paid 10 to ann")
+    assert paid["ledger"]["paid_calls"] == 2 and paid["ledger"]["reused_calls"] == 1  # call 1 replayed after the wait
+    shown = cli("show", "pay").stdout
+    assert "paid $" in shown and "reused 1 of them from the journal" in shown
