@@ -17,9 +17,9 @@ from typing import Any
 from duragent.agents.messages import ModelResponse, ToolResult
 from duragent.agents.review import Reject, ReviewRequest, read_decision, review_request
 from duragent.agents.usage import MODEL_CALL_SUBTYPE
+from duragent.durable import submitter_record
 from duragent.durable.journal import operation_id
 from duragent.durable.model import ErrorObject, Operation, OperationStatus, OperationType
-from duragent.durable.operations.callback import submitter_record
 
 _MODEL_CALL = re.compile(r"^(?P<agent>.*): model call (?P<turn>\d+)$")
 _BUDGET = re.compile(r"^(?P<agent>.*): budget \d+$")

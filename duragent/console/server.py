@@ -280,9 +280,9 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET":
             if segments == ["executions"]:
                 params = _params(query, {"status", "limit", "cursor"})
-                page = operator.list_executions(status=params.get("status"), limit=params.get("limit", "100"),
-                                                cursor=params.get("cursor") or None)
-                self._send_json(HTTPStatus.OK, page.to_dict("executions"))
+                listing = operator.list_executions(status=params.get("status"), limit=params.get("limit", "100"),
+                                                   cursor=params.get("cursor") or None)
+                self._send_json(HTTPStatus.OK, listing.to_dict("executions"))
                 return
             if len(segments) == 2 and segments[0] == "executions":
                 _params(query, set())
@@ -295,8 +295,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if segments == ["reviews"]:
                 params = _params(query, {"limit", "cursor"})
-                page = operator.pending(limit=params.get("limit", "100"), cursor=params.get("cursor") or None)
-                self._send_json(HTTPStatus.OK, page.to_dict("reviews", views.pending_item))
+                pending = operator.pending(limit=params.get("limit", "100"), cursor=params.get("cursor") or None)
+                self._send_json(HTTPStatus.OK, pending.to_dict("reviews", views.pending_item))
                 return
             if len(segments) == 2 and segments[0] == "reviews":
                 _params(query, set())

@@ -6,14 +6,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from duragent.agents.review import pause_hint
 from duragent.durable.model import ExecutionStatus, Operation, OperationStatus
 from duragent.durable.tree import display_name, operation_tree
 from duragent.ops import Invocation, LocalOperator, PendingCallback, cost_split, invocations
-from duragent.agents.review import pause_hint
 
 from .conversation import conversations
 
-UNIT = 0.05
+UNIT = 0.01
 """Seconds: the timeline's scale is linear below this and logarithmic above it, so a week-long
 human wait and a 20 ms step are both readable in one picture."""
 LONG_GAP = 60.0

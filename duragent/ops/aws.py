@@ -51,7 +51,7 @@ class AwsOperator(Operator):
         return self._client
 
     # -- reading -----------------------------------------------------------------------------
-    def list_executions(self, *, status: str | None = None, limit: int = 100,
+    def list_executions(self, *, status: str | None = None, limit: int | str = 100,
                         cursor: str | None = None) -> Page[ExecutionSummary]:
         function = self._function("list")
         limit = values.page_limit(limit)
@@ -78,7 +78,7 @@ class AwsOperator(Operator):
         arn = self.arn(execution_id)
         return _call("get history", lambda: remote.get_history(arn, client=self.client))
 
-    def pending(self, *, limit: int = 100, cursor: str | None = None,
+    def pending(self, *, limit: int | str = 100, cursor: str | None = None,
                 execution_id: str | None = None) -> Page[PendingCallback]:
         limit = values.page_limit(limit)
         offset = values.page_offset(cursor or 0, "cursor")
@@ -155,8 +155,9 @@ class AwsOperator(Operator):
         arns: list[str] = []
         marker: str | None = None
         while True:
+            after = marker
             rows, marker = _call("list executions", lambda: remote.list_executions_page(
-                function, statuses=["RUNNING"], limit=values.MAX_PAGE, marker=marker, client=self.client))
+                function, statuses=["RUNNING"], limit=values.MAX_PAGE, marker=after, client=self.client))  # noqa: B023
             arns.extend(str(r["DurableExecutionArn"]) for r in rows)
             if not marker:
                 return list(reversed(arns))  # oldest first, as locally

@@ -12,9 +12,17 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Self
 
-from duragent.agents.review import Answer, Approve, Decision, Reject, ReviewError, encode_decision
+from duragent.agents.review import (
+    Answer,
+    Approve,
+    Decision,
+    Reject,
+    ReviewError,
+    encode_decision,
+    read_decision,
+)
 from duragent.durable.model import ErrorObject, Operation
 
 from . import values
@@ -28,7 +36,7 @@ class Operator(ABC):
 
     # -- reading -----------------------------------------------------------------------------
     @abstractmethod
-    def list_executions(self, *, status: str | None = None, limit: int = 100,
+    def list_executions(self, *, status: str | None = None, limit: int | str = 100,
                         cursor: str | None = None) -> Page[ExecutionSummary]:
         """Executions, newest first: ``limit`` of them from ``cursor`` (a page's ``next_cursor``)."""
 
@@ -45,7 +53,7 @@ class Operator(ABC):
         return None
 
     @abstractmethod
-    def pending(self, *, limit: int = 100, cursor: str | None = None,
+    def pending(self, *, limit: int | str = 100, cursor: str | None = None,
                 execution_id: str | None = None) -> Page[PendingCallback]:
         """Callbacks awaiting an answer (reviews, questions and plain callbacks), oldest first,
         with a total: nothing is left out silently."""
@@ -81,16 +89,15 @@ class Operator(ABC):
         return Answered("answer", callback_id, execution_id, json.loads(text))
 
     def succeed_callback(self, callback_id: str, result: str | None) -> Answered:
-        """Complete a plain callback with ``result``, JSON text stored verbatim. A review is
-        refused here: its answer has a shape that approve / reject / answer build and check."""
-        if result is not None:
-            values.parse_json(result, "--result", "'{\"approved\": true}'")
+        """Complete a callback with ``result``, JSON text stored verbatim. For a review the text
+        must still be an answer the agent can read (what approve / reject / answer send): one it
+        could not use is refused here, with nothing recorded."""
+        value = None if result is None else values.parse_json(result, "--result", "'{\"approved\": true}'")
         item = self.pending_callback(callback_id)
         if item.request is not None:
-            raise ReviewError(f"callback {_short(callback_id)} is a {_kind_text(item.kind)}, whose answer is "
-                              f"checked against what it asks; {_answer_with(item.kind)}")
+            read_decision(item.request, value)
         execution_id = self.send_callback_success(callback_id, result)
-        return Answered("succeed", callback_id, execution_id, None if result is None else json.loads(result))
+        return Answered("succeed", callback_id, execution_id, value)
 
     def fail_callback(self, callback_id: str, error: ErrorObject) -> Answered:
         """Fail a callback: the waiting execution sees a CallbackError built from ``error``."""
@@ -119,10 +126,10 @@ class Operator(ABC):
     @abstractmethod
     def send_callback_heartbeat(self, callback_id: str) -> str: ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
         """Release what the operator holds (a store connection)."""
 
-    def __enter__(self) -> Operator:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -131,9 +138,9 @@ class Operator(ABC):
     # -- internals ------------------------------------------------------------------------------
     def _decide(self, callback_id: str, action: str, decision: Decision) -> Answered:
         item = self.pending_callback(callback_id)
-        if item.kind not in ("tool_approval", "budget"):
-            raise ReviewError(f"callback {_short(callback_id)} is a {_kind_text(item.kind)}, not a tool or budget "
-                              f"review, so it cannot be {action}d; {_answer_with(item.kind)}")
+        if item.request is None:
+            raise ReviewError(f"callback {callback_id} is not a review, so it cannot be {action}d; answer it with "
+                              "`duragent callback succeed CALLBACK_ID --result JSON` (or `duragent answer`)")
         text = self._encode(item, decision)
         execution_id = self.send_callback_success(callback_id, text)
         return Answered(action, callback_id, execution_id, json.loads(text))
@@ -148,20 +155,3 @@ class Operator(ABC):
         if reviewer is None:
             return None
         return values.short_text(reviewer, "the reviewer's name").strip() or None
-
-
-def _short(callback_id: str) -> str:
-    return callback_id if len(callback_id) <= 24 else callback_id[:23] + "…"
-
-
-def _kind_text(kind: str) -> str:
-    return {"tool_approval": "tool review", "budget": "budget review", "question": "question",
-            "callback": "plain callback"}.get(kind, kind)
-
-
-def _answer_with(kind: str) -> str:
-    if kind == "question":
-        return "answer it with `duragent answer CALLBACK_ID JSON`"
-    if kind == "callback":
-        return "answer it with `duragent callback succeed CALLBACK_ID --result JSON` (or `duragent answer`)"
-    return "answer it with `duragent approve CALLBACK_ID [--edit JSON]` or `duragent reject CALLBACK_ID --feedback TEXT`"

@@ -35,21 +35,35 @@ class Invocation:
 
 def invocations(history: list[dict[str, Any]], ops: list[Operation]) -> list[Invocation]:
     """The finished invocations, oldest first, from the history's ``InvocationCompleted`` events
-    (one that crashed is recorded when the next one starts)."""
-    found: list[Invocation] = []
-    done = [op for op in ops if op.Status.terminal and op.EndTimestamp is not None and op.Type.value != "EXECUTION"]
+    (one that crashed is recorded when the next one starts). What each replayed is read from the
+    order of the events, not from clocks: an operation that completed before the previous
+    invocation reported back came back from the journal in this one."""
+    known = {op.Id for op in ops if op.Type.value != "EXECUTION"}
+    completed: list[tuple[int, str]] = []  # (event id, operation id) of each operation's completion
+    touched: list[tuple[int, str]] = []
+    seen: set[str] = set()
+    ends: list[tuple[int, dict[str, Any]]] = []
     for event in history:
-        if event.get("EventType") != "InvocationCompleted":
-            continue
-        details = event.get("InvocationCompletedDetails") or {}
-        start, end = details.get("StartTimestamp"), details.get("EndTimestamp")
-        error = _error_text(details.get("Error"))
-        replayed = [op.Id for op in done if start is not None and op.EndTimestamp is not None
-                    and op.EndTimestamp < start]
-        ran = [op.Id for op in ops if op.Type.value != "EXECUTION" and start is not None and end is not None
-               and any(t is not None and start <= t <= end for t in (op.StartTimestamp, op.EndTimestamp))]
-        found.append(Invocation(len(found) + 1, start, end, error, replayed, ran))
+        kind, op_id, number = str(event.get("EventType") or ""), event.get("Id"), int(event.get("EventId") or 0)
+        if kind == "InvocationCompleted":
+            ends.append((number, event.get("InvocationCompletedDetails") or {}))
+        elif op_id in known:
+            touched.append((number, op_id))
+            if kind.endswith(_TERMINAL) and op_id not in seen:
+                seen.add(op_id)
+                completed.append((number, op_id))
+    found: list[Invocation] = []
+    previous_end = 0
+    for index, (end_event, details) in enumerate(ends):
+        replayed = [op_id for number, op_id in completed if number < previous_end] if index else []
+        ran = list(dict.fromkeys(op_id for number, op_id in touched if previous_end < number < end_event))
+        found.append(Invocation(index + 1, details.get("StartTimestamp"), details.get("EndTimestamp"),
+                                _error_text(details.get("Error")), replayed, ran))
+        previous_end = end_event
     return found
+
+
+_TERMINAL = ("Succeeded", "Failed", "TimedOut", "Stopped", "Cancelled")
 
 
 def _error_text(error: Any) -> str | None:

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from duragent.agents.review import review_request
+from duragent.durable import submitter_record
 from duragent.durable.errors import CallbackNotFoundError, StoreError
 from duragent.durable.local import DEFAULT_DB, ExecutionInfo, LocalRuntime
 from duragent.durable.model import ErrorObject, ExecutionStatus, Operation, OperationStatus
-from duragent.durable.operations.callback import submitter_record
 from duragent.durable.tree import display_name
 
 from . import values
@@ -50,7 +50,7 @@ class LocalOperator(Operator):
             self.runtime.close()
 
     # -- reading -----------------------------------------------------------------------------
-    def list_executions(self, *, status: str | None = None, limit: int = 100,
+    def list_executions(self, *, status: str | None = None, limit: int | str = 100,
                         cursor: str | None = None) -> Page[ExecutionSummary]:
         limit = values.page_limit(limit)
         offset = values.page_offset(cursor or 0, "cursor")
@@ -71,7 +71,7 @@ class LocalOperator(Operator):
     def operations(self, execution_id: str) -> list[Operation]:
         return self.runtime.operations(values.execution_id(execution_id))
 
-    def pending(self, *, limit: int = 100, cursor: str | None = None,
+    def pending(self, *, limit: int | str = 100, cursor: str | None = None,
                 execution_id: str | None = None) -> Page[PendingCallback]:
         limit = values.page_limit(limit)
         offset = values.page_offset(cursor or 0, "cursor")
