@@ -211,7 +211,7 @@
         if (onDone) onDone();
       } catch (e) {
         const where = error || status;
-        where.className = (error ? 'error' : 'notice error');
+        where.classList.add('error');
         where.textContent = String(e.message || e);
         for (const b of card.querySelectorAll('button')) b.disabled = false;
       }
