@@ -1,6 +1,7 @@
 """examples/lambda: the support agent runs under AWS's emulator with Bedrock served by the fake
 provider server, pauses for a refund approval, is approved with
-``duragent callback succeed --aws ...`` against the emulator's endpoint, and completes."""
+``duragent approve --aws ...`` against the emulator's endpoint (an edit that does not fit refused
+first), and completes."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from duragent.cli import main as duragent
 from duragent.durable.aws import remote
-from duragent.durable.cli import main as duragent
 from duragent.durable.registry import resolve_target
 from tests.fakes.provider_server import FakeToolCall, FakeUsage, ProviderServer, Reply
 
@@ -44,14 +45,22 @@ def test_the_support_agent_waits_for_approval_and_completes(emulator: Emulator, 
 
     emulator.wait(arn, until=lambda e: bool(remote.pending_callbacks(arn, client=emulator.lambda_client)))
     assert duragent(["list", "--aws", "--function", FUNCTION, "--pending", "--json"]) == 0
-    pending: list[dict[str, Any]] = json.loads(capsys.readouterr().out)
-    assert [(p["kind"], p["name"], p["arguments"]) for p in pending] == [
-        ("tool_approval", "Run tool issue_refund?",
+    listing = json.loads(capsys.readouterr().out)
+    pending: list[dict[str, Any]] = listing["pending"]
+    assert listing["total"] == 1
+    assert [(p["kind"], p["title"], p["name"], p["arguments"]) for p in pending] == [
+        ("tool_approval", "Run tool issue_refund?", "approval:issue_refund",
          {"order_id": "A-1001", "amount": 42.5, "reason": "it arrived damaged"})]
+    assert f"duragent --aws --function {FUNCTION} approve {pending[0]['callback_id']}" in pending[0]["hint"]
     assert bedrock.request_count == 2
     assert emulator.execution(arn)["Status"] == "RUNNING"
 
-    code = duragent(["callback", "succeed", "--aws", pending[0]["callback_id"], "--result", '{"approved": true}',
+    # an edit that does not fit the tool's schema is refused on AWS too, before anything is sent
+    code = duragent(["approve", "--aws", "--function", FUNCTION, pending[0]["callback_id"], "--edit",
+                     '{"amount": "all of it"}'])
+    assert code == 2 and "'all of it' is not of type 'number'" in capsys.readouterr().err
+    assert emulator.execution(arn)["Status"] == "RUNNING"
+    code = duragent(["approve", "--aws", "--function", FUNCTION, pending[0]["callback_id"], "--reviewer", "kim",
                      "--endpoint-url", emulator.url])
     assert code == 0, capsys.readouterr()
     done = emulator.wait(arn)

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from duragent.cli import main as duragent
 from duragent.durable import CallbackConfig, DurableContext, Duration
 from duragent.durable.aws import lambda_handler, remote
-from duragent.durable.cli import main as duragent
 
 from .emulator import Emulator
 
@@ -41,17 +41,19 @@ def waiting(emulator: Emulator) -> tuple[Emulator, str]:
 def test_list_show_and_answer_a_callback(waiting: tuple[Emulator, str], capsys: pytest.CaptureFixture[str]) -> None:
     emu, arn = waiting
     code, out, _ = cli(capsys, "list", "--aws", "--function", FUNCTION, "--json")
-    assert code == 0
-    assert [(row["id"], row["name"], row["status"]) for row in json.loads(out)] == [(arn, "memo-1", "RUNNING")]
+    listing = json.loads(out)
+    assert code == 0 and listing["total"] == 1 and listing["next_cursor"] is None
+    assert [(row["id"], row["name"], row["status"]) for row in listing["executions"]] == [(arn, "memo-1", "RUNNING")]
 
     code, out, _ = cli(capsys, "list", "--aws", "--function", FUNCTION, "--pending", "--json")
-    pending = json.loads(out)
-    assert code == 0 and [(p["execution_id"], p["name"]) for p in pending] == [(arn, "sign-off")]
+    pending = json.loads(out)["pending"]
+    assert code == 0 and [(p["execution_id"], p["name"], p["kind"]) for p in pending] == [(arn, "sign-off", "callback")]
+    assert f"duragent --aws --function {FUNCTION} callback succeed {pending[0]['callback_id']}" in pending[0]["hint"]
 
     code, out, _ = cli(capsys, "show", "--aws", arn, "--json")
     assert code == 0 and json.loads(out)["status"] == "RUNNING"
     code, out, _ = cli(capsys, "show", "--aws", arn)
-    assert "waiting:  callback sign-off" in out
+    assert f"a callback: 'sign-off' (callback id {pending[0]['callback_id']})" in out
 
     code, out, _ = cli(capsys, "callback", "succeed", "--aws", pending[0]["callback_id"],
                        "--result", '{"signed": true}')
@@ -72,16 +74,21 @@ def test_list_show_and_answer_a_callback(waiting: tuple[Emulator, str], capsys: 
     assert code == 0 and "ExecutionSucceeded" in out
 
 
-def test_approve_and_reject_answer_like_locally(emulator: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+def test_approve_and_reject_refuse_a_callback_that_is_not_a_review(emulator: Emulator,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     emulator.endpoint.register(FUNCTION, lambda_handler(review))
-    arns = [emulator.start_execution(FUNCTION, {"doc": doc}) for doc in ("a", "b")]
-    for arn in arns:
-        emulator.wait(arn, until=lambda e, arn=arn: bool(remote.pending_callbacks(arn, client=emulator.lambda_client)))
-    ids = [remote.pending_callbacks(arn, client=emulator.lambda_client)[0]["CallbackId"] for arn in arns]
-    assert cli(capsys, "approve", "--aws", ids[0], "--edit", '{"doc": "A"}')[0] == 0
-    assert cli(capsys, "reject", "--aws", ids[1], "--feedback", "too long")[0] == 0
-    results = [json.loads(emulator.wait(arn)["Result"])["answer"] for arn in arns]
-    assert results == [{"approved": True, "arguments": {"doc": "A"}}, {"approved": False, "feedback": "too long"}]
+    arn = emulator.start_execution(FUNCTION, {"doc": "a"})
+    emulator.wait(arn, until=lambda e: bool(remote.pending_callbacks(arn, client=emulator.lambda_client)))
+    callback_id = remote.pending_callbacks(arn, client=emulator.lambda_client)[0]["CallbackId"]
+    code, _, err = cli(capsys, "approve", "--aws", callback_id)
+    assert code == 2 and "--function" in err  # the request is read from the function's executions
+    for args in (["approve", callback_id], ["reject", callback_id, "--feedback", "too long"]):
+        code, _, err = cli(capsys, *args[:1], "--aws", "--function", FUNCTION, *args[1:])
+        assert code == 2 and "is not a review" in err and len(err.strip().splitlines()) == 1
+    assert emulator.execution(arn)["Status"] == "RUNNING"  # nothing was sent
+    code, out, _ = cli(capsys, "answer", "--aws", "--function", FUNCTION, callback_id, '{"signed": "yes"}')
+    assert code == 0 and "Lambda resumes the execution" in out
+    assert json.loads(emulator.wait(arn)["Result"])["answer"] == {"signed": "yes"}
 
 
 def test_mistakes_are_one_line_errors(emulator: Emulator, capsys: pytest.CaptureFixture[str]) -> None:

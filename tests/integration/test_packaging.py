@@ -115,7 +115,9 @@ def test_the_wheel_installs_one_top_level_package(built: dict[str, Path]) -> Non
     names = _names(built["wheel"])
     assert {n.split("/", 1)[0] for n in names} == {"duragent"}
     assert _names(built["direct_wheel"]) == names, "a wheel built from the sdist differs from one built directly"
-    for must in ("duragent/__init__.py", "duragent/py.typed", "duragent/durable/cli.py",
+    for must in ("duragent/__init__.py", "duragent/py.typed", "duragent/cli/main.py", "duragent/ops/base.py",
+                 "duragent/console/server.py", "duragent/console/static/app.js",
+                 "duragent/console/static/app.css", "duragent/console/static/index.html",
                  "duragent/agents/agent.py", "duragent/tools/tool.py", "duragent/prompts/__init__.py",
                  "duragent/prompts/research_summarizer.md"):
         assert must in names, must
@@ -126,7 +128,7 @@ def test_the_wheel_installs_one_top_level_package(built: dict[str, Path]) -> Non
         metadata = next(archive.read(n).decode() for n in archive.namelist() if n.endswith("METADATA"))
         assert "License-File: LICENSE" in metadata or "License-Expression: Apache-2.0" in metadata
         entry = next(archive.read(n).decode() for n in archive.namelist() if n.endswith("entry_points.txt"))
-        assert "duragent = duragent.durable.cli:main" in entry
+        assert "duragent = duragent.cli:main" in entry
 
 
 CHECK = textwrap.dedent("""
