@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -136,6 +137,10 @@ class Store:
         except StoreError:
             self._conn.close()
             raise
+        self._key = _file_key(self.path) if self.path != ":memory:" else None
+        if self._key is not None:
+            with _OPEN_LOCK:
+                _OPEN_HERE[self._key] = _OPEN_HERE.get(self._key, 0) + 1
 
     def _check_schema(self) -> bool:
         """Refuse a database that is not ours without writing to it. True when it is empty (new)."""
@@ -167,6 +172,12 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+            key, self._key = self._key, None
+        if key is not None:
+            with _OPEN_LOCK:
+                _OPEN_HERE[key] -= 1
+                if not _OPEN_HERE[key]:
+                    del _OPEN_HERE[key]
 
     @contextlib.contextmanager
     def transaction(self, write: bool = True) -> Iterator[Tx]:
@@ -186,10 +197,29 @@ class Store:
                 raise
 
 
+_OPEN_HERE: dict[tuple[int, int], int] = {}
+"""(device, inode) of the store files this process holds a connection to, and how many."""
+_OPEN_LOCK = threading.Lock()
+
+
+def _file_key(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def _check_is_ours(path: str) -> None:
     p = Path(path)
     if not p.exists() or p.stat().st_size == 0:
         return
+    with _OPEN_LOCK:
+        if _file_key(path) in _OPEN_HERE:
+            # Already open (and checked) in this process. Opening and closing the file here would
+            # release every POSIX lock this process holds on it, SQLite's included: another process
+            # closing its connection could then delete the WAL and shared-memory files under ours.
+            return
     with open(p, "rb") as fh:
         header = fh.read(16)
     if header != b"SQLite format 3\x00":
