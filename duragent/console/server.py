@@ -281,7 +281,7 @@ class _Handler(BaseHTTPRequestHandler):
             if segments == ["executions"]:
                 params = _params(query, {"status", "limit", "cursor"})
                 listing = operator.list_executions(status=params.get("status"), limit=params.get("limit", "100"),
-                                                   cursor=params.get("cursor") or None)
+                                                   cursor=params.get("cursor"))
                 self._send_json(HTTPStatus.OK, listing.to_dict("executions"))
                 return
             if len(segments) == 2 and segments[0] == "executions":
@@ -295,7 +295,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if segments == ["reviews"]:
                 params = _params(query, {"limit", "cursor"})
-                pending = operator.pending(limit=params.get("limit", "100"), cursor=params.get("cursor") or None)
+                pending = operator.pending(limit=params.get("limit", "100"), cursor=params.get("cursor"))
                 self._send_json(HTTPStatus.OK, pending.to_dict("reviews", views.pending_item))
                 return
             if len(segments) == 2 and segments[0] == "reviews":

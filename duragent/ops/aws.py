@@ -81,7 +81,7 @@ class AwsOperator(Operator):
     def pending(self, *, limit: int | str = 100, cursor: str | None = None,
                 execution_id: str | None = None) -> Page[PendingCallback]:
         limit = values.page_limit(limit)
-        offset = values.page_offset(cursor or 0, "cursor")
+        offset = values.page_offset(0 if cursor is None else cursor, "cursor")
         arns = [self.arn(execution_id)] if execution_id is not None else self._running()
         items: list[PendingCallback] = []
         for arn in arns:

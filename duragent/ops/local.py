@@ -24,7 +24,10 @@ class StoreMissingError(StoreError):
 
 def store_path(db: str | os.PathLike[str] | None = None) -> Path:
     """The store a command means: ``db``, else ``$DURAGENT_DB``, else ``.duragent/duragent.db``."""
-    return Path(db or os.environ.get("DURAGENT_DB") or DEFAULT_DB)
+    path = Path(db or os.environ.get("DURAGENT_DB") or DEFAULT_DB)
+    if "\x00" in str(path):
+        raise values.InputError("the store's path holds a NUL character; pass --db with a file path")
+    return path
 
 
 class LocalOperator(Operator):
@@ -53,7 +56,7 @@ class LocalOperator(Operator):
     def list_executions(self, *, status: str | None = None, limit: int | str = 100,
                         cursor: str | None = None) -> Page[ExecutionSummary]:
         limit = values.page_limit(limit)
-        offset = values.page_offset(cursor or 0, "cursor")
+        offset = values.page_offset(0 if cursor is None else cursor, "cursor")
         status = values.execution_status(status)
         total = self.runtime.count(status=status)
         rows = self.runtime.list(status=status, limit=limit, offset=offset)
@@ -74,7 +77,7 @@ class LocalOperator(Operator):
     def pending(self, *, limit: int | str = 100, cursor: str | None = None,
                 execution_id: str | None = None) -> Page[PendingCallback]:
         limit = values.page_limit(limit)
-        offset = values.page_offset(cursor or 0, "cursor")
+        offset = values.page_offset(0 if cursor is None else cursor, "cursor")
         if execution_id is not None:
             values.execution_id(execution_id)
         total = self.runtime.count_pending_callbacks(execution_id=execution_id)
