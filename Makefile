@@ -17,9 +17,10 @@ $(DEMO_STAMP): pyproject.toml $(VENV)/bin/python
 	$(PY) -m pip install -q -e '.[anthropic,openai]'
 	touch $(DEMO_STAMP)
 
+# The console's browser tests drive Debian's chromium through Playwright (never `playwright install`):
+# installed here when missing (CI runs as root on a fresh machine).
 $(DEV_STAMP): pyproject.toml $(VENV)/bin/python
 	$(PY) -m pip install -q -e '.[dev]'
-	# the console's browser tests drive Debian's chromium through Playwright (never `playwright install`)
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 	$(PY) -m pip download -q -d $(WHEELHOUSE) openai-agents 'pydantic>=2.7' 'tenacity>=8.2' 'boto3>=1.44' 'jsonschema>=4.18'
 	touch $(DEMO_STAMP) $(DEV_STAMP)

@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from duragent.agents.usage import ledger_from_operations  # noqa: E402
 from duragent.durable import LocalRuntime  # noqa: E402
+from duragent.ops import LocalOperator, cost_split, invocations  # noqa: E402
 
 WORK = ROOT / ".duragent" / "demo"
 DB = WORK / "demo.db"
@@ -110,7 +111,6 @@ def main() -> int:
     worker.wait()
     ops = progress.poll()
     done_before = model_calls(ops)
-    reused_ids = {op.Id for op in ops if op.SubType == "ModelCall" and op.Status.value == "SUCCEEDED"}
     saved = ledger_from_operations(ops)
     say(f"Killed worker 1 (pid {worker.pid}) with {done_before} model calls finished.")
 
@@ -120,7 +120,7 @@ def main() -> int:
         review = _wait_for_review(runtime, progress, execution_id)
         if review is not None:
             args = review.get("arguments") or {}
-            say(f"The job is waiting for a human: {review['name']} (arguments: title={args.get('title')!r}, "
+            say(f"The job is waiting for a human: {review['title']} (arguments: title={args.get('title')!r}, "
                 f"body of {len(str(args.get('body', '')))} characters). Nothing runs while it waits.")
             say("Answering the review through the CLI, as a person would from another terminal:")
             answer = cli("approve", review["callback_id"], "--reviewer", "demo")
@@ -136,7 +136,9 @@ def main() -> int:
         f"the crash (${saved.total_cost:.4f} not paid twice).")
     print(json.dumps(info.result, indent=2, ensure_ascii=False))
     say("Cost ledger (`duragent show` prints it too):")
-    print(ledger_from_operations(ops, reused_ids=reused_ids).format())
+    operator = LocalOperator(runtime)
+    split = cost_split(ops, invocations(operator.history(execution_id), ops))
+    print(split.format() if split is not None else "no model calls")
     script = Path(sys.executable).parent / "duragent"
     command = os.path.relpath(script, Path.cwd()) if script.exists() else "duragent"
     say(f"Explore it: {command} --db {os.path.relpath(DB, Path.cwd())} show {execution_id}    "
@@ -150,7 +152,7 @@ def _wait_for_review(runtime: LocalRuntime, progress: Progress, execution_id: st
         progress.poll()
         if runtime.get(execution_id).status != "RUNNING":
             return None
-        pending = json.loads(cli("list", "--pending", "--json").stdout) if _has_pending(runtime) else []
+        pending = json.loads(cli("list", "--pending", "--json").stdout)["pending"] if _has_pending(runtime) else []
         for item in pending:
             if item["execution_id"] == execution_id:
                 return item

@@ -158,12 +158,12 @@ def test_approval_agent_through_the_cli_as_its_docstring_says(tmp_path: Path) ->
     started = run("run", "examples/approval_agent.py:approval_agent", "--id", "email-ana",
                   "--input", json.dumps({"request": "Tell Ana that the launch moved to Tuesday"}))
     assert "RUNNING (suspended)" in started.stdout
-    (item,) = json.loads(run("list", "--pending", "--json").stdout)
+    (item,) = json.loads(run("list", "--pending", "--json").stdout)["pending"]
     assert item["execution_id"] == "email-ana" and item["kind"] == "tool_approval"
     assert item["arguments"]["to"] == "ana@example.com"
     # the run printed the commands that answer this pause
-    assert f"approve: duragent approve {item['callback_id']} --db {db}" in started.stdout
-    assert f"reject: duragent reject {item['callback_id']} --feedback TEXT --db {db}" in started.stdout
+    assert f"approve: duragent --db {db} approve {item['callback_id']}" in started.stdout
+    assert f"reject: duragent --db {db} reject {item['callback_id']} --feedback TEXT" in started.stdout
     run("approve", item["callback_id"], "--edit", '{"subject": "Launch: Tuesday"}')  # only what changes
     run("worker", "--until-idle")
     shown: dict[str, Any] = json.loads(run("show", "email-ana", "--json").stdout)

@@ -67,7 +67,7 @@ def test_user_packages_named_like_ours_do_not_shadow_duragent(tmp_path: Path) ->
     root = _project(tmp_path / "project")
     started = _cli(root, "run", "its_module:handler", "--id", "user-job")
     assert started.returncode == 0, started.stderr
-    pending = json.loads(_cli(root, "list", "--pending", "--json").stdout)
+    pending = json.loads(_cli(root, "list", "--pending", "--json").stdout)["pending"]
     assert [p["execution_id"] for p in pending] == ["user-job"]
     answered = _cli(root, "callback", "succeed", pending[0]["callback_id"], "--result", '"yes"')
     assert answered.returncode == 0, answered.stderr
@@ -83,7 +83,7 @@ def test_a_file_target_imports_its_neighbours(tmp_path: Path) -> None:
     root = _project(tmp_path / "project")
     done = _cli(root, "run", "jobs/flow.py:job")
     assert done.returncode == 0, done.stderr
-    listed = json.loads(_cli(root, "list", "--json").stdout)
+    listed = json.loads(_cli(root, "list", "--json").stdout)["executions"]
     assert listed[0]["status"] == "SUCCEEDED"
     shown = json.loads(_cli(root, "show", listed[0]["id"], "--json").stdout)
     assert shown["result"] == "from jobs/tools.py"
