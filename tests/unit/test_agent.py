@@ -587,11 +587,11 @@ def test_reviews_are_listed_approved_with_edits_and_rejected_from_the_cli(tmp_pa
 
         listed = cli(db, "list", "--pending", "--json")
         assert listed.returncode == 0, listed.stderr
-        items = {item["execution_id"]: item for item in json.loads(listed.stdout)}
+        items = {item["execution_id"]: item for item in json.loads(listed.stdout)["pending"]}
         assert set(items) == {edited_id, rejected_id}
         for item in items.values():
             assert item["kind"] == "tool_approval"
-            assert item["name"] == "Run tool send_email?"
+            assert item["title"] == "Run tool send_email?" and item["name"] == "approval:send_email"
             assert item["arguments"] == {"to": "all@example.com", "subject": "Launch!"}
 
         edit = json.dumps({"subject": "Launch (internal)"})  # partial: the recipient stays as proposed
@@ -601,7 +601,7 @@ def test_reviews_are_listed_approved_with_edits_and_rejected_from_the_cli(tmp_pa
         rejected = cli(db, "reject", items[rejected_id]["callback_id"], "--feedback", "wrong audience")
         assert rejected.returncode == 0, rejected.stderr
         assert "review rejected" in rejected.stdout
-        assert json.loads(cli(db, "list", "--pending", "--json").stdout) == []
+        assert json.loads(cli(db, "list", "--pending", "--json").stdout)["pending"] == []
 
         drive(rt)
         assert rt.get(edited_id).result.endswith("\nsent to all@example.com")
