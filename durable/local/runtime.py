@@ -260,11 +260,6 @@ class LocalRuntime(AsyncRuntime):
     def count_pending_callbacks(self, *, execution_id: str | None = None) -> int:
         return self.service.count_pending_callbacks(execution_id)
 
-    def callback(self, callback_id: str) -> tuple[str, Operation]:
-        """(execution id, callback operation) of any callback by its id, answered or not;
-        CallbackNotFoundError for an id the store never issued."""
-        return self.service.callback(callback_id)
-
     def pending_callback(self, callback_id: str) -> tuple[str, Operation]:
         """(execution id, callback operation) of a callback that awaits an answer; otherwise the
         CallbackNotFoundError that answering it would raise (unknown, answered, execution ended)."""

@@ -173,15 +173,6 @@ class LocalService:
         with self.store.transaction(write=False) as tx:
             return tx.count_pending_callbacks(execution_id)
 
-    def callback(self, callback_id: str) -> tuple[str, Operation]:
-        """(execution id, callback operation) of any callback, answered or not."""
-        with self.store.transaction(write=False) as tx:
-            row = tx.operation_by_callback(callback_id)
-        if row is None:
-            raise CallbackNotFoundError(f"unknown callback id {callback_id!r}; `duragent list --pending` shows "
-                                        "the callbacks that await an answer")
-        return row.execution_id, load_operation(row)
-
     # -- invocations --------------------------------------------------------------------------
     def claim(self, owner: str, lease_seconds: float) -> Invocation | None:
         """Lease one execution that needs an invocation and open the invocation, in one commit."""

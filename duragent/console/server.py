@@ -198,7 +198,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ExecutionNotFoundError as exc:
             self._fail(HTTPStatus.NOT_FOUND, str(exc))
         except CallbackNotFoundError as exc:
-            self._fail(HTTPStatus.CONFLICT if "already" in str(exc) or "can no longer" in str(exc)
+            self._fail(HTTPStatus.CONFLICT if "already" in str(exc) or "which is" in str(exc)
                        else HTTPStatus.NOT_FOUND, str(exc))
         except DurableError as exc:  # InputError, ReviewError and the rest of the UsageError family
             self._fail(HTTPStatus.BAD_REQUEST, str(exc))

@@ -8,9 +8,9 @@ from typing import Any
 
 from duragent.agents.review import review_request
 from duragent.durable import submitter_record
-from duragent.durable.errors import CallbackNotFoundError, StoreError
+from duragent.durable.errors import StoreError
 from duragent.durable.local import DEFAULT_DB, ExecutionInfo, LocalRuntime
-from duragent.durable.model import ErrorObject, ExecutionStatus, Operation, OperationStatus
+from duragent.durable.model import ErrorObject, Operation
 from duragent.durable.tree import display_name
 
 from . import values
@@ -92,15 +92,8 @@ class LocalOperator(Operator):
         return _page(items, total, offset)
 
     def pending_callback(self, callback_id: str) -> PendingCallback:
-        values.callback_id(callback_id)
-        owner, op = self.runtime.callback(callback_id)
-        if op.Status != OperationStatus.STARTED:
-            raise CallbackNotFoundError(f"callback {callback_id[:24]}… has already completed ({op.Status.value}); "
-                                        "it cannot be answered again")
+        owner, op = self.runtime.pending_callback(values.callback_id(callback_id))
         info = self.get(owner)
-        if info.status != ExecutionStatus.RUNNING.value:
-            raise CallbackNotFoundError(f"callback {callback_id[:24]}… belongs to execution {owner}, which is "
-                                        f"{info.status}; it can no longer be answered")
         by_id = {o.Id: o for o in self.runtime.operations(owner)}
         return _pending(info, by_id.get(op.Id, op), callback_id, by_id)
 
