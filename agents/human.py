@@ -25,6 +25,7 @@ from duragent.durable import (
     DurableContext,
     Duration,
     UsageError,
+    display_name,
     submitter_record,
 )
 from duragent.durable.flow import Flow, run_flow
@@ -244,9 +245,7 @@ def pending_reviews(runtime: Any) -> list[dict[str, Any]]:
         if execution_id not in by_execution:
             by_execution[execution_id] = runtime.operations(execution_id)
         ops = by_execution[execution_id]
-        parent = next((o for o in ops if o.Id == op.ParentId), None)
-        # a wait_for_callback's callback is named after the review ("approval:send_email"), not the internal op
-        name = parent.Name if parent is not None and parent.SubType == "WaitForCallback" and parent.Name else op.Name
+        name = display_name(op, {o.Id: o for o in ops})  # "approval:send_email", not the internal operation
         request = as_review_request(submitter_record(op.ParentId, ops))
         out.append({"execution_id": execution_id, "callback_id": callback_id, "name": name,
                     "started": op.StartTimestamp, "request": request})

@@ -40,6 +40,7 @@ from .plugins import AttemptInfo, InvocationInfo, OperationInfo, Plugin
 from .registry import durable_function
 from .retry import RetryPolicy
 from .serdes import JsonSerdes, PassThroughSerdes, Serdes
+from .tree import display_name
 
 __all__ = [
     "AsyncCallback",
@@ -83,6 +84,7 @@ __all__ = [
     "WaitDecision",
     "WaitForConditionConfig",
     "WaitForConditionError",
+    "display_name",
     "durable_function",
     "poll_until",
     "step_context",

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from duragent.agents.review import review_request
+from duragent.durable import display_name
 from duragent.durable.aws import remote
 from duragent.durable.errors import CallbackNotFoundError, DurableError, UsageError
 from duragent.durable.model import ErrorObject, Operation, OperationStatus, OperationType
-from duragent.durable.tree import display_name
 
 from . import values
 from .base import Operator

@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from duragent.agents.review import review_request
-from duragent.durable import submitter_record
+from duragent.durable import display_name, submitter_record
 from duragent.durable.errors import StoreError
 from duragent.durable.local import DEFAULT_DB, ExecutionInfo, LocalRuntime
 from duragent.durable.model import ErrorObject, Operation
-from duragent.durable.tree import display_name
 
 from . import values
 from .base import Operator
