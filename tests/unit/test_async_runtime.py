@@ -239,7 +239,7 @@ def test_the_cli_runs_worker_serves_and_replay_checks_async_handlers(tmp_path: P
     cli("run", "jobs.py:greet", "--input", '{"n": 21}', "--id", "g1")  # runs until the review suspends it
     assert json.loads(cli("show", "g1", "--json").stdout)["status"] == "RUNNING"
     assert [r["outcome"] for r in json.loads(cli("replay-check", "--json").stdout)] == ["suspends"]
-    [pending] = json.loads(cli("list", "--pending", "--json").stdout)
+    [pending] = json.loads(cli("list", "--pending", "--json").stdout)["pending"]
     cli("callback", "succeed", pending["callback_id"], "--result", '"yes"')
     cli("worker", "--until-idle")
     shown = json.loads(cli("show", "g1", "--json").stdout)
