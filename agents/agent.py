@@ -33,12 +33,12 @@ from duragent.durable import (
     MapConfig,
     NestingType,
     RetryPolicy,
-    StepConfig,
 )
 from duragent.durable.flow import Flow, flow_body, run_flow
 
 from .errors import ModelError
 from .human import DEFAULT_REVIEW_TIMEOUT, ApprovalDecision, approval_flow, decision_flow
+from .inflight import call_recoverable, is_recoverable, lost_so_far, request_hash, sent_call_config
 from .messages import (
     Message,
     ModelRequest,
@@ -54,7 +54,8 @@ from .messages import (
 from .models import infer_model
 from .models.base import AsyncTextCallback, Model, TextCallback, request_async
 from .review import Reject, ReviewError, ReviewRequest
-from .usage import MODEL_CALL_SUBTYPE, Ledger, Price
+from .telemetry import record_ledger_span, record_model_call_span
+from .usage import Ledger, Price
 
 FINAL_RESULT_TOOL = "final_result"
 
@@ -266,6 +267,7 @@ class Agent:
 
     def _result(self, output: Any, messages: list[Message], ledger: Ledger, turns: int,
                 warnings: list[str]) -> AgentResult:
+        record_ledger_span(self.name, ledger)
         return AgentResult(output=output, messages=messages, usage=ledger.total_usage, ledger=ledger, turns=turns,
                            warnings=warnings)
 
@@ -280,11 +282,19 @@ class Agent:
                     expected_hash: str | None) -> Flow[tuple[ModelResponse, bool]]:
         ran: list[bool] = []
         model = self.model
+        name = f"{self.name}: model call {turn}"
+        stamp = {"prompt_hash": expected_hash, "tools_hash": tools_hash(request.tools),
+                 "opening": _opening(request) if turn == 1 else None}
+        if is_recoverable(model):  # the provider keeps the answer: its id is checkpointed first
+            return (yield from call_recoverable(ctx, model, request, name=name,  # type: ignore[arg-type]
+                                                retry=self.model_retry, on_text=on_text, stamp=stamp))
 
         def stamped(response: ModelResponse) -> ModelResponse:
             ran.append(True)
-            return response.model_copy(update={"prompt_hash": expected_hash, "tools_hash": tools_hash(request.tools),
-                                               "opening": _opening(request) if turn == 1 else None})
+            response = response.model_copy(update={**stamp, "request_hash": request_hash(model.model_id, request),
+                                                   "lost_in_flight": lost_so_far()})
+            record_model_call_span(response, self.prices)
+            return response
 
         def model_call() -> ModelResponse:
             return stamped(model.request(request, on_text=on_text))
@@ -292,9 +302,9 @@ class Agent:
         async def amodel_call() -> ModelResponse:
             return stamped(await request_async(model, request, on_text=on_text))
 
-        response = yield ctx.step(amodel_call if ctx.is_async else model_call, name=f"{self.name}: model call {turn}",
-                                  config=StepConfig(retry=self.model_retry, sub_type=MODEL_CALL_SUBTYPE,
-                                                    serdes=JsonSerdes(ModelResponse)))
+        # at-most-once: the START is the record that the request was sent (see agents.inflight)
+        response = yield ctx.step(amodel_call if ctx.is_async else model_call, name=name,
+                                  config=sent_call_config(self.model_retry))
         return response, not ran
 
     # -- tools ---------------------------------------------------------------------------------

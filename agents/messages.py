@@ -82,14 +82,26 @@ class ModelResponse(BaseModel):
     """Content hash of the rendered system prompt, recorded so that an edited prompt is noticed."""
     tools_hash: str | None = None
     """Content hash of the tool schemas the model was offered (for upgrade checks: what changed)."""
+    request_hash: str | None = None
+    """Content hash of the request as sent (model, system, messages, tools, settings): an attempt
+    lost in flight and its retry sent the same request."""
+    lost_in_flight: int = 0
+    """Earlier attempts of this call that were sent (and billed) but whose answer died with a
+    crashed worker before it was checkpointed. The ledger counts them, priced like this answer."""
+    batch: bool = False
+    """Answered through a provider batch: priced at the batch rate."""
     opening: Opening | None = None
     """On an agent's first model call: the system prompt and the user's prompt (None on the others)."""
 
     @model_serializer(mode="wrap")
-    def _without_empty_opening(self, handler: SerializerFunctionWrapHandler) -> Any:
+    def _without_empty_defaults(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """Leave out what most calls do not have: every later call would otherwise store
+        ``"opening": null``, every call ``"lost_in_flight": 0`` and ``"batch": false``."""
         data = handler(self)
-        if isinstance(data, dict) and data.get("opening", 0) is None:
-            del data["opening"]  # every later call would otherwise store "opening": null
+        if isinstance(data, dict):
+            for key, empty in (("opening", None), ("lost_in_flight", 0), ("batch", False)):
+                if key in data and data[key] == empty and type(data[key]) is type(empty):
+                    del data[key]
         return data
 
     @property

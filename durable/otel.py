@@ -4,6 +4,11 @@
     from duragent.durable.otel import TracingPlugin
     rt = LocalRuntime(plugins=[TracingPlugin()])          # or @durable_function(plugins=[...])
 
+The invocation's span and each step attempt's span are the *current* span while they run, so
+code inside a step (an instrumented HTTP client, ``trace.get_current_span().set_attribute(...)``)
+lands under its attempt: duragent's agents record each model call's tokens and cost there, and
+the run's ledger (paid, lost in flight, reused) on the invocation span.
+
 Needs ``opentelemetry-api`` (``pip install 'duragent[otel]'``); with no SDK configured the spans
 are no-ops, as OpenTelemetry intends.
 """
@@ -34,7 +39,23 @@ class TracingPlugin(Plugin):
         self.trace_replays = trace_replays
         self._spans: dict[str, tuple[Any, str]] = {}
         """Open spans by key (``inv:``/``op:``/``att:`` + id), with the execution they belong to."""
+        self._attached: dict[str, tuple[Any, int]] = {}
+        """Context tokens of spans made current (invocations, attempts), with the thread that did it."""
         self._lock = threading.Lock()
+
+    def _attach(self, key: str) -> None:
+        with self._lock:
+            entry = self._spans.get(key)
+        if entry is not None:
+            token = otel_context.attach(trace.set_span_in_context(entry[0]))
+            with self._lock:
+                self._attached[key] = (token, threading.get_ident())
+
+    def _detach(self, key: str) -> None:
+        with self._lock:
+            entry = self._attached.pop(key, None)
+        if entry is not None and entry[1] == threading.get_ident():  # tokens belong to their thread
+            otel_context.detach(entry[0])
 
     def _start(self, key: str, name: str, parent_key: str | None, attributes: dict[str, Any],
                arn: str) -> None:
@@ -65,6 +86,7 @@ class TracingPlugin(Plugin):
         self._start(f"inv:{info.execution_arn}", "durable.invocation", None,
                     {"durable.execution_arn": info.execution_arn, "durable.first_invocation": info.first},
                     info.execution_arn)
+        self._attach(f"inv:{info.execution_arn}")
 
     def on_invocation_end(self, info: InvocationInfo) -> None:
         # Operations that suspended (a wait, a callback, a retry) end with their invocation.
@@ -72,7 +94,9 @@ class TracingPlugin(Plugin):
             open_keys = [k for k, (_, arn) in self._spans.items()
                          if arn == info.execution_arn and not k.startswith("inv:")]
         for key in reversed(open_keys):
+            self._detach(key)
             self._end(key, {"durable.suspended": True})
+        self._detach(f"inv:{info.execution_arn}")
         self._end(f"inv:{info.execution_arn}", {"durable.invocation_status": info.status},
                   failed=info.status == "FAILED")
 
@@ -99,7 +123,9 @@ class TracingPlugin(Plugin):
         self._start(f"att:{info.operation_id}", f"durable.attempt {info.attempt}", f"op:{info.operation_id}",
                     {"durable.operation_id": info.operation_id, "durable.attempt": info.attempt},
                     info.execution_arn)
+        self._attach(f"att:{info.operation_id}")
 
     def on_attempt_end(self, info: AttemptInfo) -> None:
+        self._detach(f"att:{info.operation_id}")
         self._end(f"att:{info.operation_id}", {"durable.attempt_outcome": info.outcome},
                   failed=info.outcome == "FAILED")

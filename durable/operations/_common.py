@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import contextvars
+import json
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,32 @@ class StepContext:
     operation_id: str
     name: str | None
     logger: DurableLogger
+    interrupted_attempts: int = 0
+    """How many earlier attempts of this (at-most-once) step were interrupted: started, and never
+    finished because the process died. Whatever they did (a paid request) happened, unrecorded."""
+
+
+INTERRUPTED_KEY = "interrupted_attempts"
+"""ErrorData key under which a step's errors carry its count of interrupted attempts."""
+
+
+def interrupted_attempts(error: ErrorObject | None) -> int:
+    """The count of interrupted attempts carried by a step's last recorded error (0 if none)."""
+    if error is None or not error.ErrorData or INTERRUPTED_KEY not in error.ErrorData:
+        return 0
+    try:
+        data = json.loads(error.ErrorData)
+    except ValueError:
+        return 0
+    count = data.get(INTERRUPTED_KEY) if isinstance(data, dict) else None
+    return count if isinstance(count, int) and count > 0 else 0
+
+
+def with_interrupted_attempts(error: ErrorObject, count: int) -> ErrorObject:
+    """``error`` carrying ``count`` forward (only into errors that have no data of their own)."""
+    if count > 0 and error.ErrorData is None:
+        error.ErrorData = json.dumps({INTERRUPTED_KEY: count})
+    return error
 
 
 CURRENT_STEP: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar("durable_step", default=None)

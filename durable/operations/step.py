@@ -5,6 +5,7 @@ gets its value and an async handler awaits it, through the same journal logic.""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +31,15 @@ from ..model import (
 )
 from ..retry import RetryPolicy
 from ..serdes import Serdes, deserialize, load_payload, payload_store_of, serdes_for, serialize
-from ._common import CURRENT_STEP, StepContext, error_dict, error_object
+from ._common import (
+    CURRENT_STEP,
+    INTERRUPTED_KEY,
+    StepContext,
+    error_dict,
+    error_object,
+    interrupted_attempts,
+    with_interrupted_attempts,
+)
 
 if TYPE_CHECKING:
     from ..context import ContextBase
@@ -61,13 +70,17 @@ def run_step(ctx: ContextBase, fn: Callable[..., Any], args: tuple[Any, ...], kw
     attempt = (op.StepDetails.Attempt if op is not None and op.StepDetails else 0) + 1
     policy = config.retry or DEFAULT_RETRY
     semantics = config.semantics
+    interrupted = interrupted_attempts(op.StepDetails.Error if op is not None and op.StepDetails else None)
 
     if op is not None and op.Status == OperationStatus.STARTED and semantics == StepSemantics.AT_MOST_ONCE_PER_RETRY:
         # Found started but unfinished: the attempt may have had its effect. Never run it again.
-        interrupted = StepInterruptedError(
+        # The error carries the count of such attempts, so that a later attempt knows about them.
+        interrupted += 1
+        error = StepInterruptedError(
             f"step {name or op_id} was interrupted during attempt {attempt} and is at-most-once",
-            error_type=StepInterruptedError.recorded_name)
-        _fail_or_retry(ctx, op, base, interrupted, attempt, policy)
+            error_type=StepInterruptedError.recorded_name,
+            error_data=json.dumps({INTERRUPTED_KEY: interrupted}))
+        _fail_or_retry(ctx, op, base, error, attempt, policy)
 
     if op is None or op.Status == OperationStatus.READY:
         start = OperationUpdate(**base, Action=OperationAction.START)
@@ -78,7 +91,8 @@ def run_step(ctx: ContextBase, fn: Callable[..., Any], args: tuple[Any, ...], kw
     if state.hooks is not None:
         state.hooks.attempt_start(op_id, name, attempt)
     step_ctx = StepContext(attempt=attempt, operation_id=op_id, name=name,
-                           logger=ctx.logger.with_fields(operationId=op_id, operationName=name, attempt=attempt))
+                           logger=ctx.logger.with_fields(operationId=op_id, operationName=name, attempt=attempt),
+                           interrupted_attempts=interrupted)
     state.guard_read_only(what=f"run step {name or op_id!r} again (it was interrupted)")
     token = CURRENT_STEP.set(step_ctx)
     try:
@@ -86,7 +100,7 @@ def run_step(ctx: ContextBase, fn: Callable[..., Any], args: tuple[Any, ...], kw
     except SuspendExecution:
         raise
     except Exception as exc:
-        _fail_or_retry(ctx, op, base, exc, attempt, policy)
+        _fail_or_retry(ctx, op, base, exc, attempt, policy, interrupted)
     finally:
         CURRENT_STEP.reset(token)
     return _succeed(ctx, base, serdes, result, attempt, name)
@@ -120,10 +134,11 @@ def _succeed(ctx: ContextBase, base: dict[str, Any], serdes: Serdes[Any], result
 
 
 def _fail_or_retry(ctx: ContextBase, op: Operation | None, base: dict[str, Any], exc: BaseException,
-                   attempt: int, policy: RetryPolicy) -> None:
-    """Checkpoint RETRY (and suspend) or FAIL (and raise StepError). Never returns."""
+                   attempt: int, policy: RetryPolicy, interrupted: int = 0) -> None:
+    """Checkpoint RETRY (and suspend) or FAIL (and raise StepError). Never returns. ``interrupted``:
+    the step's interrupted attempts so far, carried forward in the error's data."""
     state = ctx.state
-    error: ErrorObject = error_object(exc)
+    error: ErrorObject = with_interrupted_attempts(error_object(exc), interrupted)
     now = state.now()
     started = op.StartTimestamp if op is not None and op.StartTimestamp else now
     delay = policy.next_delay(exc, attempt, now - started)
