@@ -28,6 +28,7 @@ from ..messages import (
 )
 from ._errors import translated_sdk_errors
 from ._util import import_sdk, normalized, settings_of
+from .anthropic_cache import PromptCaching, caching_of, place_cache_breakpoints
 from .base import AsyncTextCallback, TextCallback
 
 PROVIDER = "anthropic"
@@ -51,6 +52,7 @@ class AnthropicModel:
             event loop, configured like the sync client).
         api_key: otherwise the SDK reads ``ANTHROPIC_API_KEY`` (or ``ANTHROPIC_AUTH_TOKEN``).
         base_url: otherwise the SDK reads ``ANTHROPIC_BASE_URL``.
+        prompt_cache: where cache breakpoints go (``PromptCaching``); on by default, ``False`` for none.
 
     Raises:
         ModelConfigurationError: the SDK is not installed, or no credential is configured.
@@ -59,8 +61,9 @@ class AnthropicModel:
     provider = PROVIDER
 
     def __init__(self, name: str, *, client: Any = None, async_client: Any = None, api_key: str | None = None,
-                 base_url: str | None = None) -> None:
+                 base_url: str | None = None, prompt_cache: PromptCaching | bool | None = True) -> None:
         self.name = name
+        self.prompt_cache = caching_of(prompt_cache)
         self._sdk = import_sdk("anthropic", provider=PROVIDER, extra="anthropic")
         if client is None:
             self._settings = self._client_settings(api_key=api_key, base_url=base_url)
@@ -105,7 +108,7 @@ class AnthropicModel:
         return f"AnthropicModel({self.name!r})"
 
     def request(self, request: ModelRequest, *, on_text: TextCallback | None = None) -> ModelResponse:
-        params = build_params(self.name, request)
+        params = place_cache_breakpoints(build_params(self.name, request), self.prompt_cache)
         with translated_sdk_errors(self._sdk, provider=PROVIDER):
             if on_text is None:
                 message = self._client.messages.create(**params)
@@ -118,7 +121,7 @@ class AnthropicModel:
         return normalized(normalize_response, message, self.model_id, provider=PROVIDER)
 
     async def arequest(self, request: ModelRequest, *, on_text: AsyncTextCallback | None = None) -> ModelResponse:
-        params = build_params(self.name, request)
+        params = place_cache_breakpoints(build_params(self.name, request), self.prompt_cache)
         client = self._async()
         with translated_sdk_errors(self._sdk, provider=PROVIDER):
             if on_text is None:

@@ -13,19 +13,32 @@ It answers from a script, a queue of neutral items shared by all three routes:
     server.enqueue(FakeError(429, headers={"retry-after": "7"}), FakeError(529), Malformed())
 
 and records every request (path, headers without credentials, parsed body). Credentials are never
-recorded or logged; ``auth_headers`` keeps only the *names* of those that were sent.
+recorded or logged; ``auth_headers`` keeps only the *names* of those that were sent. When the
+script is empty, ``responder(recorded_request) -> item`` (a constructor argument, or
+``server.responder = fn``) answers each request by what it asks (for jobs too large or too
+concurrent to script in order).
 
-When requests arrive concurrently (several agents at once), ``server.responder = fn`` answers each
-one by what it asks, ``fn(recorded_request) -> Item``, once the queue is empty.
+It also keeps the provider's bill: ``bills`` holds one entry per answer the provider would charge
+for (interactive answers at list price, batch items at the batch rate), and ``counts`` the
+requests per endpoint, so tests compare a ledger with what was really billed. ``hold(after=n)``
+keeps every model request from the n-th on waiting (billed, unanswered) until ``release()``: a
+test can kill a worker with calls truly in flight.
+
+The providers' asynchronous APIs live in ``provider_async``: Anthropic Message Batches, OpenAI
+Files + Batch, and the OpenAI Responses API (background mode included). ``prompt_cache=True``
+plays Anthropic prompt caching (``prompt_cache.py``): usage is then computed from the request's
+cache breakpoints instead of taken from the script.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import struct
 import threading
 import zlib
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -105,10 +118,28 @@ class Malformed:
     content_type: str = "application/json"
 
 
+@dataclass
+class Expired:
+    """A batch item the provider never got to before the batch's window closed (not billed)."""
+
+
 CONTEXT_TOO_LONG = "prompt is too long: 250000 tokens > 200000 maximum (input is too long for requested model)"
 """A message every adapter must read as context-too-long."""
 
-Item = Reply | FakeError | Malformed
+Item = Reply | FakeError | Malformed | Expired
+
+
+@dataclass(frozen=True)
+class Bill:
+    """One answer the provider charges for."""
+
+    endpoint: str
+    model: str
+    usage: FakeUsage
+    batch: bool = False
+    """Answered inside a batch: charged at the batch rate."""
+    custom_id: str | None = None
+    """For batch items: the id the caller gave the request."""
 
 
 @dataclass
@@ -352,12 +383,33 @@ class ProviderServer:
     """Start with ``with ProviderServer() as server:`` (or ``start()``/``stop()``); ``url`` is the
     base to hand an SDK: ``url`` for Anthropic and Bedrock, ``url + "/v1"`` for OpenAI."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, responder: Callable[[RecordedRequest], Item] | None = None, prompt_cache: bool = False,
+                 batch_polls: int = 1, response_polls: int = 1) -> None:
         self.script: deque[Item] = deque()
-        self.responder: Callable[[RecordedRequest], Item] | None = None
-        """Answers requests by their content once the script is empty (concurrent callers)."""
         self.requests: list[RecordedRequest] = []
-        self._lock = threading.Lock()
+        self.responder: Callable[[RecordedRequest], Item] | None = responder
+        """Answers requests by their content once the script is empty (concurrent callers)."""
+        self.bills: list[Bill] = []
+        self.counts: Counter[str] = Counter()
+        """Requests per endpoint, e.g. ``counts["POST /v1/messages/batches"]``."""
+        self.batch_polls = batch_polls
+        """How many status reads a batch stays in progress for (while not held)."""
+        self.response_polls = response_polls
+        """How many reads a background response stays queued/in progress for (while not held)."""
+        self.cache = None
+        if prompt_cache:
+            from .prompt_cache import PromptCache
+            self.cache = PromptCache()
+        self.batches: dict[str, Any] = {}
+        self.files: dict[str, Any] = {}
+        self.responses: dict[str, Any] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.RLock()
+        self._gate = threading.Event()
+        self._gate.set()
+        self._hold_from: int | None = None
+        self._model_requests = 0
+        self._held = 0
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -404,14 +456,92 @@ class ProviderServer:
         with self._lock:
             return self.requests[-1]
 
-    def _next(self, recorded: RecordedRequest) -> Item:
+    @property
+    def model_request_count(self) -> int:
+        """Interactive model requests (messages, chat completions, converse, responses creation)."""
+        with self._lock:
+            return self._model_requests
+
+    def billed(self, *, batch: bool | None = None) -> list[Bill]:
+        with self._lock:
+            return [b for b in self.bills if batch is None or b.batch == batch]
+
+    def new_id(self, prefix: str) -> str:
+        return f"{prefix}{next(self._ids):06d}"
+
+    # holding answers (calls in flight)
+    def hold(self, after: int = 0) -> None:
+        """Hold every model request from the ``after``-th on (0-based, counted from the start),
+        and keep batches and background responses in progress, until ``release()``."""
+        with self._lock:
+            self._hold_from = after
+            self._gate.clear()
+
+    def release(self) -> None:
+        with self._lock:
+            self._hold_from = None
+            self._gate.set()
+
+    @property
+    def held(self) -> int:
+        """Model requests waiting at the gate right now."""
+        with self._lock:
+            return self._held
+
+    @property
+    def holding(self) -> bool:
+        return not self._gate.is_set()
+
+    def wait_if_held(self, index: int) -> None:
+        with self._lock:
+            if self._hold_from is None or index < self._hold_from:
+                return
+            self._held += 1
+        try:
+            self._gate.wait()
+        finally:
+            with self._lock:
+                self._held -= 1
+
+    def wait_if_holding(self) -> None:
+        """Hold a non-model request (a batch creation) while the server is holding."""
+        with self._lock:
+            if self._gate.is_set():
+                return
+            self._held += 1
+        try:
+            self._gate.wait()
+        finally:
+            with self._lock:
+                self._held -= 1
+
+    def record(self, recorded: RecordedRequest, endpoint: str) -> None:
         with self._lock:
             self.requests.append(recorded)
+            self.counts[endpoint] += 1
+
+    def next_item(self, recorded: RecordedRequest | None) -> Item:
+        with self._lock:
             if self.script:
                 return self.script.popleft()
-        if self.responder is not None:
+        if self.responder is not None and recorded is not None:
             return self.responder(recorded)
         return ScriptExhausted(418, "fake provider server: the script is exhausted")
+
+    def bill(self, endpoint: str, model: str, usage: FakeUsage, *, batch: bool = False,
+             custom_id: str | None = None) -> None:
+        with self._lock:
+            self.bills.append(Bill(endpoint, model, usage, batch, custom_id))
+
+    def _next(self, recorded: RecordedRequest, endpoint: str) -> tuple[Item, int]:
+        self.record(recorded, endpoint)
+        with self._lock:
+            index = self._model_requests
+            self._model_requests += 1
+        return self.next_item(recorded), index
+
+
+MODEL_ROUTES = ("/v1/messages", "/v1/chat/completions", "/model/*/converse", "/model/*/converse-stream")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -422,18 +552,29 @@ class _Handler(BaseHTTPRequestHandler):
         """Silent: a request log could carry credentials, and tests read the records instead."""
 
     def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-        self._send_json(404, {"error": {"message": f"no GET route {self.path}"}})
+        self._dispatch("GET")
 
     def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:  # noqa: N802 - the stdlib's name
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length) if length else b""
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw.decode("utf-8", "replace")
+        content_type = self.headers.get("content-type") or ""
+        body: Any
+        if content_type.startswith("multipart/form-data"):
+            body = {"multipart": True, "bytes": len(raw)}
+        else:
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = raw.decode("utf-8", "replace")
         headers = {k.lower(): v for k, v in self.headers.items() if k.lower() not in SECRET_HEADERS}
         auth = sorted({k.lower() for k in self.headers.keys() if k.lower() in SECRET_HEADERS})
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
         model_id = None
         route = path
         if path.startswith("/model/"):
@@ -441,24 +582,48 @@ class _Handler(BaseHTTPRequestHandler):
             encoded_id, _, action = rest.rpartition("/")
             model_id = unquote(encoded_id)
             route = f"/model/*/{action}"
-        if route not in ("/v1/messages", "/v1/chat/completions", "/model/*/converse", "/model/*/converse-stream"):
-            self._send_json(404, {"message": f"fake provider server: no route {path}"})
-            return
-        recorded = RecordedRequest(method="POST", path=path, headers=headers, auth_headers=auth, body=body,
+        recorded = RecordedRequest(method=method, path=path, headers=headers, auth_headers=auth, body=body,
                                    model_id=model_id)
-        item = self.fake._next(recorded)
-        body = body if isinstance(body, dict) else {}
-        if route == "/v1/messages":
-            self._anthropic(item, body)
-        elif route == "/v1/chat/completions":
-            self._openai(item, body)
-        else:
-            self._bedrock(item, stream=route.endswith("converse-stream"))
+        if method == "POST" and route in MODEL_ROUTES:
+            item, index = self.fake._next(recorded, f"POST {route}")
+            if isinstance(item, Expired):
+                item = FakeError(504, "the request expired")
+            body = body if isinstance(body, dict) else {}
+            if route == "/v1/messages":
+                self._anthropic(item, body, index)
+            elif route == "/v1/chat/completions":
+                self._openai(item, body, index)
+            else:
+                self._bedrock(item, index, stream=route.endswith("converse-stream"))
+            return
+        from . import provider_async
+
+        if not provider_async.handle(self, recorded, query, raw, content_type):
+            self._send_json(404, {"message": f"fake provider server: no route {method} {path}"})
+
+    def _settle(self, endpoint: str, item: Item, model: str, index: int) -> None:
+        """Bill an answer as the provider decides it (before sending: a caller that dies waiting
+        is billed all the same), then hold it if the test asked."""
+        if isinstance(item, Reply):
+            self.fake.bill(endpoint, model, item.usage)
+        self.fake.wait_if_held(index)
 
     # one method per wire format
-    def _anthropic(self, item: Item, body: dict[str, Any]) -> None:
+    def _anthropic(self, item: Item, body: dict[str, Any], index: int) -> None:
         model = str(body.get("model", "claude-fake"))
         stream = bool(body.get("stream"))
+        if self.fake.cache is not None and isinstance(item, Reply):
+            from .prompt_cache import CacheRequestError
+
+            try:
+                use = self.fake.cache.use(body)
+            except CacheRequestError as exc:
+                item = FakeError(400, str(exc))
+            else:
+                item = dataclasses.replace(item, usage=FakeUsage(
+                    input_tokens=use.input_tokens, output_tokens=item.usage.output_tokens,
+                    cache_read_tokens=use.cache_read_tokens, cache_write_tokens=use.cache_write_tokens))
+        self._settle("POST /v1/messages", item, model, index)
         if isinstance(item, FakeError) and not (item.mid_stream and stream):
             self._send_json(item.status, anthropic_error_body(item), item.headers)
         elif isinstance(item, Malformed):
@@ -470,9 +635,10 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send_json(200, anthropic_message(item, model))
 
-    def _openai(self, item: Item, body: dict[str, Any]) -> None:
+    def _openai(self, item: Item, body: dict[str, Any], index: int) -> None:
         model = str(body.get("model", "gpt-fake"))
         stream = bool(body.get("stream"))
+        self._settle("POST /v1/chat/completions", item, model, index)
         if isinstance(item, FakeError) and not (item.mid_stream and stream):
             self._send_json(item.status, openai_error_body(item), item.headers)
         elif isinstance(item, Malformed):
@@ -485,7 +651,8 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send_json(200, openai_completion(item, model))
 
-    def _bedrock(self, item: Item, *, stream: bool) -> None:
+    def _bedrock(self, item: Item, index: int, *, stream: bool) -> None:
+        self._settle("POST /model/*/converse", item, self.path, index)
         if isinstance(item, FakeError) and not (item.mid_stream and stream):
             headers = {"x-amzn-ErrorType": f"{bedrock_error_code(item)}:http://internal.amazon.com/coral/",
                        **item.headers}
@@ -511,7 +678,10 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the caller is gone (killed): fine
+            self.close_connection = True
 
     def _send_stream(self, content_type: str, parts: Iterator[bytes]) -> None:
         """No content-length: the body ends when the connection closes (HTTP/1.0 semantics)."""
@@ -521,10 +691,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("x-amzn-requestid", "fake-request-id")
         self.send_header("connection", "close")
         self.end_headers()
-        for part in parts:
-            self.wfile.write(part)
-            self.wfile.flush()
         self.close_connection = True
+        try:
+            for part in parts:
+                self.wfile.write(part)
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):  # the caller is gone (killed): fine
+            pass
 
 
 @pytest.fixture

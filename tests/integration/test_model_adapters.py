@@ -143,7 +143,8 @@ def test_text_reply(provider: str, model: Model, server: ProviderServer) -> None
     assert KEY not in json.dumps(sent.headers)
     if provider == "anthropic":
         assert sent.path == "/v1/messages"
-        assert sent.body["model"] == "claude-test" and sent.body["system"] == "You are terse."
+        assert sent.body["model"] == "claude-test"  # the system prompt carries a cache breakpoint
+        assert sent.body["system"] == [{"type": "text", "text": "You are terse.", "cache_control": {"type": "ephemeral"}}]
         assert sent.body["max_tokens"] == 4096
         assert sent.body["messages"] == [{"role": "user", "content": [{"type": "text", "text": "What is 1 + 2?"}]}]
         assert "tools" not in sent.body and "stream" not in sent.body
@@ -193,7 +194,8 @@ def test_tool_call_reply(provider: str, model: Model, server: ProviderServer) ->
                                    ToolCall(id="call-2", name="add", arguments={"a": 3, "b": 4})]
     body = server.last_request.body
     if provider == "anthropic":
-        assert body["tools"] == [{"name": "add", "description": "Add two integers.", "input_schema": ADD.parameters}]
+        assert body["tools"] == [{"name": "add", "description": "Add two integers.", "input_schema": ADD.parameters,
+                                  "cache_control": {"type": "ephemeral"}}]  # a cache breakpoint on the tools
     elif provider == "openai":
         assert body["tools"] == [{"type": "function", "function": {
             "name": "add", "description": "Add two integers.", "parameters": ADD.parameters}}]
@@ -227,7 +229,8 @@ def test_tool_result_round_trip(provider: str, model: Model, server: ProviderSer
                 {"type": "tool_use", "id": "c2", "name": "add", "input": {"a": 5, "b": "x"}}]},
             {"role": "user", "content": [
                 {"type": "tool_result", "tool_use_id": "c1", "content": "3"},
-                {"type": "tool_result", "tool_use_id": "c2", "content": "b must be an integer", "is_error": True}]},
+                {"type": "tool_result", "tool_use_id": "c2", "content": "b must be an integer", "is_error": True,
+                 "cache_control": {"type": "ephemeral"}}]},  # the conversation's cache breakpoint
         ]
     elif provider == "openai":
         assert messages == [
