@@ -8,7 +8,8 @@ stays as ``__cause__``). The agent's retry logic only ever sees these.
     ├── ModelContextTooLongError    the prompt does not fit (not retryable)
     ├── ModelBadRequestError        400-class request errors (not retryable)
     ├── ModelAuthError              401/403 (not retryable)
-    └── ModelResponseError          a malformed or unusable response (retryable)
+    ├── ModelResponseError          a malformed or unusable response (retryable)
+    └── ModelCallAbandonedError     a provider-kept call ended without an answer (started again)
 """
 
 from __future__ import annotations
@@ -53,3 +54,8 @@ class ModelAuthError(ModelError):
 
 class ModelResponseError(ModelError):
     retryable = True
+
+
+class ModelCallAbandonedError(ModelError):
+    """A provider-kept call (a background response) ended without an answer: failed, cancelled,
+    or waited on too long and cancelled. The agent starts the call again."""

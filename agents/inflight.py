@@ -36,7 +36,7 @@ from duragent.durable import (
 )
 from duragent.durable.flow import Flow
 
-from .errors import ModelError
+from .errors import ModelCallAbandonedError
 from .messages import ModelRequest, ModelResponse
 from .models.base import Model, TextCallback, request_in_thread
 from .telemetry import record_model_call_span
@@ -128,11 +128,6 @@ class RecoverableModel(Protocol):
     def cancel(self, call_id: str) -> None:
         """Ask the provider to stop working on (and billing) a call nobody will collect."""
         ...
-
-
-class ModelCallAbandonedError(ModelError):
-    """A provider-kept call ended without an answer (failed, cancelled, or waited on too long and
-    cancelled): it is started again."""
 
 
 class StartedCall(BaseModel):

@@ -5,6 +5,8 @@ and a missing SDK or key is reported then, as ``ModelConfigurationError`` naming
 
     anthropic:NAME   AnthropicModel   (pip install 'duragent[anthropic]'; ANTHROPIC_API_KEY)
     openai:NAME      OpenAIModel      (pip install 'duragent[openai]'; OPENAI_API_KEY or OPENAI_BASE_URL)
+    openai-responses:NAME  OpenAIResponsesModel, the Responses API (background mode: pass an instance,
+                     ``OpenAIResponsesModel(NAME, background=True)``)
     bedrock:NAME     BedrockModel     (boto3; AWS credentials and region)
     scripted:NAME    a deterministic offline model that echoes the last user message
 """
@@ -16,9 +18,10 @@ from .anthropic import AnthropicModel
 from .base import AsyncModel, AsyncTextCallback, Model, TextCallback, request_async
 from .bedrock import BedrockModel
 from .openai import OpenAIModel
+from .openai_responses import OpenAIResponsesModel
 from .scripted import FunctionModel, ScriptedModel, echo
 
-PROVIDERS = ("anthropic", "openai", "bedrock", "scripted")
+PROVIDERS = ("anthropic", "openai", "openai-responses", "bedrock", "scripted")
 
 
 def infer_model(spec: str | Model) -> Model:
@@ -43,6 +46,8 @@ def infer_model(spec: str | Model) -> Model:
         return AnthropicModel(name)
     if provider == "openai":
         return OpenAIModel(name)
+    if provider == "openai-responses":
+        return OpenAIResponsesModel(name)
     if provider == "bedrock":
         return BedrockModel(name)
     if provider == "scripted":
@@ -53,4 +58,4 @@ def infer_model(spec: str | Model) -> Model:
 
 
 __all__ = ["AnthropicModel", "AsyncModel", "AsyncTextCallback", "BedrockModel", "FunctionModel", "Model",
-           "OpenAIModel", "ScriptedModel", "TextCallback", "infer_model", "request_async"]
+           "OpenAIModel", "OpenAIResponsesModel", "ScriptedModel", "TextCallback", "infer_model", "request_async"]
