@@ -189,13 +189,15 @@ class Ledger:
                     cache = f"{line.usage.cache_read_tokens}/{line.usage.cache_write_tokens}"
                     lines.append(f"{(model + label + batch)[:40]:<40} {line.calls:>5} {line.usage.input_tokens:>8} "
                                  f"{line.usage.output_tokens:>8} {cache:>13} {line.cost:>10.4f}")
-        summary = f"billed ${self.total_cost:.4f}: {self.paid_calls} model calls paid (${self.paid_cost:.4f})"
+        calls = self.paid_calls
+        summary = f"paid ${self.paid_cost:.4f} for {calls} model call{'s' if calls != 1 else ''}, each once"
         if self.lost_calls:
-            summary += f", {self.lost_calls} paid and lost in flight (~${self.lost_cost:.4f}, estimated)"
+            summary += (f"; {self.lost_calls} more paid and lost in flight with a crashed worker "
+                        f"(~${self.lost_cost:.4f}, estimated): billed ${self.total_cost:.4f}")
         lines.append(summary)
         if self.reused_calls:
-            lines.append(f"reused {self.reused_calls} model calls from checkpoints instead of paying "
-                         f"${self.saved_cost:.4f} again")
+            lines.append(f"reused {self.reused_calls} of them from the journal after a crash or resume "
+                         f"(${self.saved_cost:.4f} not paid twice)")
         return "\n".join(lines)
 
 

@@ -1,14 +1,15 @@
 """What an execution's journal tells beyond its operations: each invocation (when it ran, whether
 it crashed, which results it replayed from the journal instead of running them again) and the
-cost of its model calls split into what was paid and what replay reused."""
+cost of its model calls split into what was paid, what was paid and lost in flight, and what
+replay reused."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from duragent.agents.usage import MODEL_CALL_SUBTYPE, Ledger, ledger_from_operations
-from duragent.durable.model import Operation, OperationStatus
+from duragent.agents.usage import SENT_SUBTYPES, Ledger, ledger_from_operations
+from duragent.durable.model import Operation
 
 
 @dataclass(frozen=True)
@@ -78,38 +79,26 @@ def _error_text(error: Any) -> str | None:
 
 @dataclass(frozen=True)
 class CostSplit:
-    """Every model call was paid once (``paid``); ``reused`` is the part of them that later
-    invocations replayed from the journal instead of paying for them again."""
+    """The execution's ledger (``agents.usage.Ledger``): every answered model call paid once
+    (``paid``), the calls paid and lost in flight with a crashed worker (``lost``, estimated), and
+    the answered ones that later invocations replayed from the journal instead of paying for them
+    again (``reused``). The bill is paid + lost."""
 
-    paid: Ledger
-    reused: Ledger
+    ledger: Ledger
 
     def to_dict(self) -> dict[str, Any]:
-        paid, reused = self.paid.to_dict(), self.reused.to_dict()
-        return {"paid": paid["paid"], "reused": reused["paid"], "paid_usd": paid["paid_usd"],
-                "saved_usd": reused["paid_usd"], "total_usd": paid["paid_usd"],
-                "paid_calls": self.paid.paid_calls, "reused_calls": self.reused.paid_calls}
+        ledger = self.ledger
+        return {**ledger.to_dict(), "paid_calls": ledger.paid_calls, "lost_calls": ledger.lost_calls,
+                "reused_calls": ledger.reused_calls}
 
     def format(self) -> str:
-        """A few lines for people: per model, then the split."""
-        lines = [f"{'model':<34} {'calls':>5} {'in':>8} {'out':>8} {'cost $':>10}  reused"]
-        for model, line in sorted(self.paid.paid.items()):
-            again = self.reused.paid.get(model)
-            lines.append(f"{model[:34]:<34} {line.calls:>5} {line.usage.input_tokens:>8} {line.usage.output_tokens:>8} "
-                         f"{line.cost:>10.4f}  {again.calls if again else 0}")
-        calls = self.paid.paid_calls
-        text = f"paid ${self.paid.paid_cost:.4f} for {calls} model call{'s' if calls != 1 else ''}, each once"
-        if self.reused.paid_calls:
-            text += (f"; reused {self.reused.paid_calls} of them from the journal after a crash or resume "
-                     f"(${self.reused.paid_cost:.4f} not paid twice)")
-        lines.append(text)
-        return "\n".join(lines)
+        """A few lines for people: per model and book, then the split."""
+        return self.ledger.format()
 
 
 def cost_split(ops: list[Operation], runs: list[Invocation]) -> CostSplit | None:
     """The ledger of an execution that called models (None if it made none)."""
-    calls = [op for op in ops if op.SubType == MODEL_CALL_SUBTYPE and op.Status == OperationStatus.SUCCEEDED]
-    if not any(op.SubType == MODEL_CALL_SUBTYPE for op in ops):
+    if not any(op.SubType in SENT_SUBTYPES for op in ops):
         return None
     replayed = {op_id for run in runs for op_id in run.replayed}
-    return CostSplit(ledger_from_operations(calls), ledger_from_operations([op for op in calls if op.Id in replayed]))
+    return CostSplit(ledger_from_operations(ops, reused_ids=replayed))

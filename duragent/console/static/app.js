@@ -446,6 +446,12 @@
         el('td', {}, '$' + Number(line.cost_usd).toFixed(4)),
         el('td', {}, again ? again.calls + ' ($' + Number(again.cost_usd).toFixed(4) + ')' : '0')));
     }
+    for (const [model, line] of Object.entries(ledger.lost_in_flight || {})) {  // paid, the answer lost
+      rows.push(el('tr', {}, el('td', {class: 'mono'}, model + ' (lost in flight, estimated)'), el('td', {}, line.calls),
+        el('td', {}, line.input_tokens), el('td', {}, line.output_tokens),
+        el('td', {}, line.cache_read_tokens + ' / ' + line.cache_write_tokens),
+        el('td', {}, '$' + Number(line.cost_usd).toFixed(4)), el('td', {}, '')));
+    }
     return el('div', {},
       el('table', {class: 'ledger'},
         el('thead', {}, el('tr', {}, ['Model', 'Calls', 'In', 'Out', 'Cache read / write', 'Paid', 'Reused after a resume']
@@ -453,6 +459,8 @@
         el('tbody', {}, rows)),
       el('p', {class: 'split'}, 'Paid $' + Number(ledger.paid_usd).toFixed(4) + ' for ' + ledger.paid_calls +
         ' model call' + (ledger.paid_calls === 1 ? '' : 's') + ', each once' +
+        (ledger.lost_calls ? '; ' + ledger.lost_calls + ' more paid and lost in flight with a crashed worker (~$' +
+          Number(ledger.lost_usd).toFixed(4) + '): billed $' + Number(ledger.total_usd).toFixed(4) : '') +
         (ledger.reused_calls ? '; reused ' + ledger.reused_calls + ' of them from the journal ($' +
           Number(ledger.saved_usd).toFixed(4) + ' not paid twice)' : '') + '.'));
   }
