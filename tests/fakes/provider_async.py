@@ -21,9 +21,9 @@ documentation and their SDKs' types; the real SDKs drive these routes over HTTP)
                                                   stream its events after sequence number N
         POST /v1/responses/{id}/cancel            cancel a background response still running
 
-Batches end (and background responses complete) after ``batch_polls`` / ``response_polls`` status
-reads, never while the server is holding. Items come from the script or the responder when the
-batch is processed; a succeeded item is billed once, at the batch rate; errored, expired and
+Batches end after ``batch_polls`` status reads; background responses complete after
+``response_polls`` reads, never while the server is holding model requests. Items come from the
+script or the responder when the batch is processed; a succeeded item is billed once, at the batch rate; errored, expired and
 canceled items are not billed.
 """
 
@@ -225,13 +225,13 @@ def _anthropic_result(batch: FakeBatch, request: dict[str, Any]) -> dict[str, An
 
 # -- processing (both providers) ------------------------------------------------------------------------
 def _advance(fake: ProviderServer, batch: FakeBatch) -> None:
-    """One status read: a batch ends after ``batch_polls`` of them, unless the server is holding."""
+    """One status read: a batch ends after ``batch_polls`` of them."""
     with fake._lock:
         batch.opened = True
         if batch.ended_at is not None:
             return
         batch.polls += 1
-        if fake.holding or batch.polls < fake.batch_polls:
+        if batch.polls < fake.batch_polls:
             return
     _process(fake, batch)
 
@@ -502,6 +502,7 @@ def _wait_then_events(fake: ProviderServer, response: FakeResponse, after: int) 
     """A stream of a background response: the head at once, the rest once it is done (a held
     server keeps it running: the caller waits on an open stream, as on a long generation)."""
     if response.status in ("queued", "in_progress"):
+        response.status = "in_progress"
         yield from _sse_after(_events(response)[:HEAD_EVENTS], after)
         after = max(after, HEAD_EVENTS - 1)
         deadline = time.time() + 120

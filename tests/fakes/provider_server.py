@@ -408,6 +408,7 @@ class ProviderServer:
         self._gate = threading.Event()
         self._gate.set()
         self._hold_from: int | None = None
+        self._hold_creations = False
         self._model_requests = 0
         self._held = 0
         self._httpd: ThreadingHTTPServer | None = None
@@ -472,14 +473,22 @@ class ProviderServer:
     # holding answers (calls in flight)
     def hold(self, after: int = 0) -> None:
         """Hold every model request from the ``after``-th on (0-based, counted from the start),
-        and keep batches and background responses in progress, until ``release()``."""
+        and keep background responses in progress, until ``release()``."""
         with self._lock:
             self._hold_from = after
+            self._gate.clear()
+
+    def hold_creations(self) -> None:
+        """Hold the answer to each batch creation (the batch exists; its creator does not know
+        its id) until ``release()``."""
+        with self._lock:
+            self._hold_creations = True
             self._gate.clear()
 
     def release(self) -> None:
         with self._lock:
             self._hold_from = None
+            self._hold_creations = False
             self._gate.set()
 
     @property
@@ -490,7 +499,8 @@ class ProviderServer:
 
     @property
     def holding(self) -> bool:
-        return not self._gate.is_set()
+        """Model requests are being held (background responses stay in progress meanwhile)."""
+        return self._hold_from is not None
 
     def wait_if_held(self, index: int) -> None:
         with self._lock:
@@ -504,9 +514,9 @@ class ProviderServer:
                 self._held -= 1
 
     def wait_if_holding(self) -> None:
-        """Hold a non-model request (a batch creation) while the server is holding."""
+        """Hold a batch creation's answer after ``hold_creations()``."""
         with self._lock:
-            if self._gate.is_set():
+            if not self._hold_creations:
                 return
             self._held += 1
         try:
