@@ -49,7 +49,9 @@ bench-full: $(DEV_STAMP)
 bench-profile: $(DEV_STAMP)
 	$(PY) -m benchmarks.profile_step
 
-# Reliability soak (minutes, not part of `make test`): hundreds of SIGKILLs, four workers on one store.
+# Reliability soak (minutes, not part of `make test`): hundreds of SIGKILLs, four workers on one store,
+# and the cost-truth proof of issue 14 (200 documents, 5 SIGKILLs, interactive and batch mode).
 soak: $(DEV_STAMP)
 	DURAGENT_CRASH_TRIALS=300 $(PY) -m pytest -q tests/e2e/test_crash_safety.py
 	DURAGENT_LEASE_WORKERS=4 DURAGENT_LEASE_EXECUTIONS=40 $(PY) -m pytest -q tests/e2e/test_leases.py
+	DURAGENT_COST_DOCS=200 DURAGENT_COST_KILLS=5 $(PY) -m pytest -q tests/integration/test_cost_truth.py

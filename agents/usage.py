@@ -282,7 +282,7 @@ def ledger_from_history(events: list[dict[str, Any]], prices: dict[str, Price] |
         elif kind == "StepSucceeded":  # a started recoverable call: its lost attempts come with its answer
             answered.add(op_id)
         elif kind == "StepFailed":
-            count = _interrupted((event.get("StepFailedDetails") or {}).get("Error"))
+            count = _interrupted(((event.get("StepFailedDetails") or {}).get("Error") or {}).get("Payload"))
             if count:
                 unanswered[op_id] = ("", count)
     _book_unanswered(ledger, {k: v for k, v in unanswered.items() if k not in answered})

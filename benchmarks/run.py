@@ -21,7 +21,7 @@ from typing import Any
 
 from ._common import REPO, RESULTS, scratch_root
 
-BENCHMARKS = ["floor", "step", "replay", "suspended", "timer", "throughput", "agent", "async"]
+BENCHMARKS = ["floor", "step", "replay", "suspended", "timer", "throughput", "agent", "async", "cost"]
 
 
 def machine() -> dict[str, Any]:
