@@ -132,8 +132,11 @@ def main() -> int:
 
     ops = runtime.operations(execution_id)
     total = model_calls(ops)
-    say(f"Execution {info.status}. {total} model calls in all, each paid once; {done_before} were reused after "
-        f"the crash (${saved.total_cost:.4f} not paid twice).")
+    ledger = ledger_from_operations(ops)
+    lost = (f"; {ledger.lost_calls} {'was' if ledger.lost_calls == 1 else 'were'} in flight when the worker died "
+            "(paid, the answer lost, sent again)" if ledger.lost_calls else "")
+    say(f"Execution {info.status}. {total} model calls answered, each paid once; {done_before} were reused after "
+        f"the crash (${saved.paid_cost:.4f} not paid twice){lost}.")
     print(json.dumps(info.result, indent=2, ensure_ascii=False))
     say("Cost ledger (`duragent show` prints it too):")
     operator = LocalOperator(runtime)

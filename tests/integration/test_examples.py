@@ -98,7 +98,10 @@ def test_prompt_chain_uses_the_real_sdk_when_a_key_is_set(rt: LocalRuntime, monk
     assert info.status == "SUCCEEDED", info.error
     assert info.result["final"] == "# Title\n\nShort prose about it."
     assert [r.body["model"] for r in server.requests] == ["claude-sonnet-4-6"] * 3
-    assert [r.body["system"] for r in server.requests] == [example.OUTLINER, example.DRAFTER, example.POLISHER]
+    # each system prompt goes as one text block carrying a prompt-cache breakpoint
+    assert [r.body["system"] for r in server.requests] == [
+        [{"type": "text", "text": prompt, "cache_control": {"type": "ephemeral"}}]
+        for prompt in (example.OUTLINER, example.DRAFTER, example.POLISHER)]
 
 
 # -- approval agent --------------------------------------------------------------------------------
