@@ -1,6 +1,6 @@
 """OpenTelemetry attributes for the cost ledger, set on whatever span is current (with
 ``durable.otel.TracingPlugin``: the step attempt that made a model call, and the invocation that
-finished an agent run). Without OpenTelemetry installed, or with no span current, these do nothing.
+finished an agent run). Without OpenTelemetry in use, or with no span current, these do nothing.
 
 Names follow the GenAI semantic conventions where they exist (``gen_ai.*``); the ledger's own
 books are ``duragent.ledger.*``.
@@ -8,18 +8,18 @@ books are ``duragent.ledger.*``.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from .messages import ModelResponse
 from .usage import Ledger, price_for
 
-try:
-    from opentelemetry import trace
-except ImportError:  # pragma: no cover - exercised only without the extra
-    trace = None  # type: ignore[assignment]
-
 
 def _current_span() -> Any:
+    """The recording span current here, if any. OpenTelemetry is never imported from here: when
+    nothing else has imported it (a TracingPlugin, the application's own tracing), no span can be
+    current, and an agent pays nothing for it at start-up."""
+    trace = sys.modules.get("opentelemetry.trace")
     if trace is None:
         return None
     span = trace.get_current_span()
