@@ -189,11 +189,32 @@ def bill_usd(server: ProviderServer, prices: dict[str, Price] | None = None) -> 
 
 
 # -- interactive ----------------------------------------------------------------------------------------
+CONCURRENCY = 4
+
+
+def settled_in_flight(job: Job, server: ProviderServer, seen: list[int]) -> bool:
+    """Every call the worker can have running is held at the server and started in the store: all
+    four map slots (or as many documents as are left, or the summary call). Then no call can be
+    between its START and its request, and a kill loses exactly the held calls."""
+    held = server.held
+    calls = [op for op in job.ops() if op.get("SubType") == "ModelCall"]
+    started = sum(1 for op in calls if op["Status"] == "STARTED")
+    waiting = sum(1 for op in calls if op["Status"] in ("PENDING", "READY")  # a retry not yet due: not running
+                  and str(op.get("Name", "")).startswith("doc "))
+    answered = sum(1 for op in calls if op["Status"] == "SUCCEEDED" and str(op.get("Name", "")).startswith("doc "))
+    left = DOCS - answered
+    expected = min(CONCURRENCY, left - waiting) if left else 1
+    if expected >= 1 and held == started == expected and server.held == held:
+        seen.append(held)
+        return True
+    return False
+
+
 def test_interactive_ledger_matches_the_bill_through_kills_with_calls_in_flight(tmp_path: Path) -> None:
     rng = random.Random(SEED)
     with ProviderServer(responder=answer) as server:
         job = Job(tmp_path, server, cost_jobs.documents_interactive,
-                  {"model": f"anthropic:{MODEL}", "docs": documents(DOCS), "concurrency": 4})
+                  {"model": f"anthropic:{MODEL}", "docs": documents(DOCS), "concurrency": CONCURRENCY})
         lost_at_kills = 0
         hits = 0
         for _ in range(KILLS):
@@ -201,10 +222,11 @@ def test_interactive_ledger_matches_the_bill_through_kills_with_calls_in_flight(
             ahead = max(1, DOCS + 1 - (server.model_request_count - lost_at_kills))
             server.hold(after=server.model_request_count + rng.randrange(ahead))
             worker = job.spawn()
+            seen: list[int] = []
             try:
-                in_flight = wait_until(lambda: server.held >= 1 and server.held == job.started_calls(), worker,
-                                       "calls held in flight", stable=5)
-                held = server.held
+                in_flight = wait_until(lambda seen=seen: settled_in_flight(job, server, seen),  # type: ignore[misc]
+                                       worker, "every running call held in flight", stable=3)
+                held = seen[-1] if seen else 0
             finally:
                 job.kill(worker)
                 server.release()
