@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from ..errors import ModelConfigurationError
 from .anthropic import AnthropicModel
+from .anthropic_cache import PromptCaching
 from .base import AsyncModel, AsyncTextCallback, Model, TextCallback, request_async
 from .bedrock import BedrockModel
 from .openai import OpenAIModel
@@ -58,4 +59,5 @@ def infer_model(spec: str | Model) -> Model:
 
 
 __all__ = ["AnthropicModel", "AsyncModel", "AsyncTextCallback", "BedrockModel", "FunctionModel", "Model",
-           "OpenAIModel", "OpenAIResponsesModel", "ScriptedModel", "TextCallback", "infer_model", "request_async"]
+           "OpenAIModel", "OpenAIResponsesModel", "PromptCaching", "ScriptedModel", "TextCallback", "infer_model",
+           "request_async"]

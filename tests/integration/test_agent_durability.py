@@ -154,6 +154,8 @@ def test_a_worker_killed_inside_a_tool_call_resumes_without_paying_twice(
     assert "noted: Q3 up" in flat and "report 'Q3' written" in flat
     ledger = ledger_from_history(history)  # what `duragent show` reports: each call once, as the server billed it
     assert ledger.paid_calls == 3 and ledger.total_usage.total_tokens == 3 * (10 + 5)
+    assert ledger.paid_calls + ledger.lost_calls == server.request_count  # the kill landed in a tool: none lost
+    assert ledger.reused_calls == 2  # the two answers from before the kill, replayed by the resumed worker
     assert CANARY not in killed_stderr + resumed.stderr + resumed.stdout
     assert CANARY.encode() not in store_bytes(db)
     assert any(e["EventType"] == "InvocationCompleted"
