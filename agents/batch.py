@@ -44,6 +44,7 @@ from duragent.durable import (
     poll_until,
 )
 
+from .agent import model_retry_policy
 from .errors import ModelConfigurationError, ModelError
 from .inflight import lost_so_far, request_hash, sent_call_config
 from .messages import Message, ModelRequest, ModelResponse, ModelSettings
@@ -144,13 +145,13 @@ class BatchResult:
 
 
 class _Outcomes(BaseModel):
-    """What the collect step checkpoints: each item's status, not its (large) response."""
+    """What the collect step checkpoints: the items that did not succeed (small, whatever the
+    batch's size; every other item succeeded), never the responses."""
 
     ours: bool = True
-    outcomes: dict[str, BatchItemOutcome]
+    failed: dict[str, BatchItemOutcome] = {}
 
 
-DEFAULT_SUBMIT_RETRY = RetryPolicy.default()
 DEFAULT_MAX_WAIT = Duration.from_hours(25)
 """Longer than the providers' 24-hour window: they end a batch (expiring what is left) first."""
 
@@ -180,7 +181,7 @@ def run_batch(ctx: DurableContext, requests: Sequence[ModelRequest | str], *, mo
         key = f"dg{stem}r{round_}"
         ids = {f"{key}-{i}": i for i in pending}
         batch_id = _submit(ctx, provider, built, ids, key=key, name=f"{name}: submit {round_}",
-                           retry=submit_retry or DEFAULT_SUBMIT_RETRY)
+                           retry=submit_retry or model_retry_policy())
         batch_ids.append(batch_id)
         _wait(ctx, provider, batch_id, name=f"{name}: wait {round_}", interval=interval, polls=polls)
         downloaded: dict[str, BatchItemOutcome] = {}
@@ -194,8 +195,9 @@ def run_batch(ctx: DurableContext, requests: Sequence[ModelRequest | str], *, mo
         def index(ids: dict[str, int] = ids, fetch: Callable[[], dict[str, BatchItemOutcome]] = fetch) -> _Outcomes:
             outcomes = fetch()
             if set(outcomes) != set(ids):  # an adopted batch that was not ours after all
-                return _Outcomes(ours=False, outcomes={})
-            return _Outcomes(outcomes={cid: o.model_copy(update={"response": None}) for cid, o in outcomes.items()})
+                return _Outcomes(ours=False)
+            return _Outcomes(failed={cid: o.model_copy(update={"response": None, "error": (o.error or "")[:500]})
+                                     for cid, o in outcomes.items() if o.status != "succeeded"})
 
         recorded = ctx.step(index, name=f"{name}: results {round_}",
                             config=StepConfig(sub_type=BATCH_ITEM_OUTCOMES_SUBTYPE, serdes=JsonSerdes(_Outcomes)))
@@ -203,8 +205,8 @@ def run_batch(ctx: DurableContext, requests: Sequence[ModelRequest | str], *, mo
             continue  # its items stay pending: a new batch is submitted under the next key
         retry: list[int] = []
         for custom_id, position in ids.items():
-            outcome = recorded.outcomes[custom_id]
-            if outcome.status == "succeeded":
+            outcome = recorded.failed.get(custom_id)
+            if outcome is None:
                 response, replayed = _collect(ctx, provider, fetch, built[position], custom_id,
                                               name=f"{name}: item {position}")
                 ledger.record(response, replayed=replayed)
