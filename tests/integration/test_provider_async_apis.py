@@ -255,3 +255,49 @@ def test_an_adopted_batch_that_is_not_ours_is_noticed(server: ProviderServer, tm
         info = rt.get(execution_id)
     assert info.status == "SUCCEEDED" and len(info.result) == 2
     assert all("r2-" in text for text in info.result)  # answered by the batch of the next round
+
+
+# -- async handlers ----------------------------------------------------------------------------------------
+def test_async_handlers_send_marked_calls_and_recoverable_background_calls(server: ProviderServer,
+                                                                          tmp_path: Path) -> None:
+    """The same machinery under ``await agent.run(...)``: the model call's START is committed before
+    the request goes out, and a background call is started, then collected by id, streaming to an
+    async callback."""
+    from duragent.agents.models import FunctionModel
+    from duragent.durable import AsyncDurableContext
+
+    rt = LocalRuntime(tmp_path / "async.db", clock=VirtualClock())
+    seen_at_call: list[list[str]] = []
+
+    def brain(request: ModelRequest) -> str:
+        seen_at_call.append([e["EventType"] for e in rt.history("marked") if e.get("Name") == "m: model call 1"])
+        return "marked"
+
+    marked = Agent(FunctionModel(brain, name="model"), name="m")
+    server.response_polls = 2
+    server.enqueue(Reply(text="Kept by the provider.", chunks=["Kept ", "by the ", "provider."]))
+    background = Agent(responses_model(server, background=True, poll_interval=0.001), name="bg")
+    streamed: list[str] = []
+
+    async def on_text(delta: str) -> None:
+        streamed.append(delta)
+
+    async def first(event: Any, ctx: AsyncDurableContext) -> str:
+        return str((await marked.run(ctx, "hi")).output)
+
+    async def second(event: Any, ctx: AsyncDurableContext) -> dict[str, Any]:
+        result = await background.run(ctx, "hi", on_text=on_text)
+        return {"output": result.output, "paid": result.ledger.paid_calls}
+
+    with rt:
+        rt.start(first, {}, execution_id="marked")
+        rt.run_until_idle()
+        assert rt.get("marked").result == "marked"
+        info = rt.run(second, {})
+        names = [e["Name"] for e in rt.history(info.id) if e["EventType"] == "StepSucceeded"]
+    assert seen_at_call == [["StepStarted"]]  # committed before the model was called
+    assert info.status == "SUCCEEDED", info.error
+    assert info.result == {"output": "Kept by the provider.", "paid": 1}
+    assert "".join(streamed) == "Kept by the provider."
+    assert names == ["bg: model call 1 start", "bg: model call 1"]
+    assert server.counts["POST /v1/responses"] == 1
