@@ -221,7 +221,7 @@ def test_the_books_and_their_prices() -> None:
     assert data["paid"]["scripted:x"]["batch_calls"] == 1
     assert data["lost_usd"] == pytest.approx(2 * answer_cost, abs=1e-6)
     text = ledger.format()
-    assert "lost in flight" in text and "(1 batch)" in text and "reused 1 model calls" in text
+    assert "lost in flight" in text and "(1 batch)" in text and "reused 1 of them" in text and "billed $" in text
     merged = Ledger(prices=PRICES)
     merged.merge(ledger)
     merged.merge(ledger)
