@@ -10,6 +10,7 @@ from .agent import (
     MaxTurnsExceededError,
     OutputValidationError,
     PromptChangedError,
+    ToolsChangedError,
     model_retry_policy,
 )
 from .human import ApprovalDecision, ask_human, pending_reviews, request_approval
@@ -24,11 +25,13 @@ from .messages import (
     Usage,
 )
 from .review import ReviewError, ReviewRequest
+from .toolsets import Toolset
 from .usage import Ledger, Price, ledger_from_history
 
 __all__ = [
     "Agent", "AgentError", "AgentResult", "ApprovalDecision", "Budget", "BudgetExceededError", "Ledger",
     "MaxTurnsExceededError", "Message", "ModelRequest", "ModelResponse", "ModelSettings", "OutputValidationError",
-    "Price", "PromptChangedError", "ReviewError", "ReviewRequest", "TextBlock", "ToolCall", "ToolResult", "Usage",
+    "Price", "PromptChangedError", "ReviewError", "ReviewRequest", "TextBlock", "ToolCall", "ToolResult",
+    "Toolset", "ToolsChangedError", "Usage",
     "ask_human", "ledger_from_history", "model_retry_policy", "pending_reviews", "request_approval",
 ]

@@ -55,6 +55,7 @@ from .models import infer_model
 from .models.base import AsyncTextCallback, Model, TextCallback, request_async
 from .review import Reject, ReviewError, ReviewRequest
 from .telemetry import record_ledger_span, record_model_call_span
+from .toolsets import Toolbox, split_tools
 from .usage import Ledger, Price
 
 FINAL_RESULT_TOOL = "final_result"
@@ -76,6 +77,10 @@ class OutputValidationError(AgentError):
 
 class PromptChangedError(AgentError):
     """The system prompt differs from the one recorded with a replayed model call."""
+
+
+class ToolsChangedError(PromptChangedError):
+    """A toolset (an MCP server) offers other tools than the run recorded (agents/toolsets.py)."""
 
 
 class BudgetExceededError(AgentError):
@@ -159,7 +164,7 @@ class Agent:
                  on_prompt_change: Literal["fail", "warn"] = "fail") -> None:
         self._model_spec = model
         self._model: Model | None = model if not isinstance(model, str) else None
-        self.tools = {t.name: t for t in tools}
+        self.tools, self.toolsets = split_tools(tools)  # toolsets: MCP servers, listed at run time
         self.system = system
         self.output_type = output_type
         self.name = name
@@ -211,6 +216,10 @@ class Agent:
 
     def flow(self, ctx: Context, prompt: str, *, on_text: Any = None) -> Flow[AgentResult]:
         """``run`` as a flow (durable/flow.py), for callers that are flows themselves."""
+        box = Toolbox(self.tools, self.toolsets, agent=self.name, on_change=self.on_prompt_change)
+        return (yield from box.around(ctx, self._loop(ctx, prompt, on_text, box)))
+
+    def _loop(self, ctx: Context, prompt: str, on_text: Any, box: Toolbox) -> Flow[AgentResult]:
         system = _system_text(self.system)
         expected_hash = prompt_hash(system)
         specs = [t.spec() for t in self.tools.values()]
@@ -222,10 +231,13 @@ class Agent:
         warnings: list[str] = []
         output_failures = 0
         budget_checks = 0
+        yield from box.start(ctx)
         for turn in range(1, self.max_turns + 1):
             budget_checks = yield from self._check_budget(ctx, ledger, budget_checks)
-            request = ModelRequest(system=system, messages=messages, tools=specs, settings=self.settings)
-            response, replayed = yield from self._call_model(ctx, request, turn, on_text, expected_hash)
+            offered = yield from box.offer(ctx)
+            request = ModelRequest(system=system, messages=messages, tools=specs + offered, settings=self.settings)
+            response, replayed = yield from self._call_model(ctx, request, turn, on_text, expected_hash, box)
+            warnings.extend(box.seen(response))
             if replayed and response.prompt_hash != expected_hash:
                 message = (f"{self.name}: model call #{turn} was made with a different system prompt "
                            f"(hash {response.prompt_hash}, now {expected_hash}); the prompt was edited while "
@@ -249,7 +261,7 @@ class Agent:
                     continue
                 return self._result(output, messages, ledger, turn, warnings)
             if calls:
-                results = yield from self._run_tools(ctx, calls, turn)
+                results = yield from self._run_tools(ctx, calls, turn, box)
                 messages.append(Message(role="user", content=list(results)))
                 continue
             if self._output_adapter is None:
@@ -279,12 +291,12 @@ class Agent:
         return failures
 
     def _call_model(self, ctx: Context, request: ModelRequest, turn: int, on_text: Any,
-                    expected_hash: str | None) -> Flow[tuple[ModelResponse, bool]]:
+                    expected_hash: str | None, box: Toolbox) -> Flow[tuple[ModelResponse, bool]]:
         ran: list[bool] = []
         model = self.model
         name = f"{self.name}: model call {turn}"
         stamp = {"prompt_hash": expected_hash, "tools_hash": tools_hash(request.tools),
-                 "opening": _opening(request) if turn == 1 else None}
+                 "opening": _opening(request) if turn == 1 else None, "toolsets": box.stamp()}
         if is_recoverable(model):  # the provider keeps the answer: its id is checkpointed first
             return (yield from call_recoverable(ctx, model, request, name=name,  # type: ignore[arg-type]
                                                 retry=self.model_retry, on_text=on_text, stamp=stamp))
@@ -308,12 +320,12 @@ class Agent:
         return response, not ran
 
     # -- tools ---------------------------------------------------------------------------------
-    def _run_tools(self, ctx: Context, calls: list[ToolCall], turn: int) -> Flow[list[ToolResult]]:
+    def _run_tools(self, ctx: Context, calls: list[ToolCall], turn: int, box: Toolbox) -> Flow[list[ToolResult]]:
         if len(calls) == 1:
-            return [(yield from self._run_tool(ctx, calls[0]))]
+            return [(yield from self._run_tool(ctx, calls[0], box))]
 
         def branch(child: Context, call: ToolCall, index: int, items: Sequence[Any]) -> Flow[ToolResult]:
-            return self._run_tool(child, call)
+            return self._run_tool(child, call, box)
 
         batch = yield ctx.map(calls, flow_body(branch), name=f"{self.name}: tools {turn}",
                               config=MapConfig(max_concurrency=self.max_parallel_tools,
@@ -329,11 +341,11 @@ class Agent:
                 results.append(ToolResult(tool_call_id=call.id, content=f"tool failed: {error}", is_error=True))
         return results
 
-    def _run_tool(self, ctx: Context, call: ToolCall) -> Flow[ToolResult]:
-        tool = self.tools.get(call.name)
+    def _run_tool(self, ctx: Context, call: ToolCall, box: Toolbox) -> Flow[ToolResult]:
+        tool = box.get(call.name)
         if tool is None:
             return ToolResult(tool_call_id=call.id, is_error=True,
-                              content=f"unknown tool {call.name!r}; available: {sorted(self.tools)}")
+                              content=f"unknown tool {call.name!r}; available: {box.names()}")
         # Validate up front (a reviewer is never asked about a call that cannot run), but hand the
         # tool the raw JSON arguments: Tool.run validates them itself, and validating already
         # validated values again breaks non-idempotent validators (e.g. a "a,b" -> list parser).

@@ -92,14 +92,18 @@ class ModelResponse(BaseModel):
     """Answered through a provider batch: priced at the batch rate."""
     opening: Opening | None = None
     """On an agent's first model call: the system prompt and the user's prompt (None on the others)."""
+    toolsets: dict[str, list[ToolSpec]] | None = None
+    """Tools a toolset (an MCP server) offered for this call, by toolset name, when they differ from
+    what the run recorded before (agents/toolsets.py); absent otherwise (not even written)."""
 
     @model_serializer(mode="wrap")
     def _without_empty_defaults(self, handler: SerializerFunctionWrapHandler) -> Any:
         """Leave out what most calls do not have: every later call would otherwise store
-        ``"opening": null``, every call ``"lost_in_flight": 0`` and ``"batch": false``."""
+        ``"opening": null``, every call ``"lost_in_flight": 0``, ``"batch": false`` and
+        ``"toolsets": null``."""
         data = handler(self)
         if isinstance(data, dict):
-            for key, empty in (("opening", None), ("lost_in_flight", 0), ("batch", False)):
+            for key, empty in (("opening", None), ("toolsets", None), ("lost_in_flight", 0), ("batch", False)):
                 if key in data and data[key] == empty and type(data[key]) is type(empty):
                     del data[key]
         return data
@@ -136,3 +140,6 @@ class ModelRequest(BaseModel):
     messages: list[Message]
     tools: list[ToolSpec] = Field(default_factory=list)
     settings: ModelSettings = Field(default_factory=ModelSettings)
+
+
+ModelResponse.model_rebuild()  # ToolSpec is defined after it

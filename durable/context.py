@@ -113,6 +113,18 @@ class ContextBase:
         """True while the next operation of this context is already in history."""
         return self._peek_operation() in self.state.operations
 
+    def replays_next(self) -> bool:
+        """True if the next operation of this context is recorded as finished, so it will return
+        its recorded outcome without running; False if it will run, run again or wait. Lets code
+        skip preparing work (listing an MCP server's tools) that a replay does not need."""
+        op = self.state.get(self._peek_operation())
+        return op is not None and op.Status.terminal
+
+    def is_read_only(self) -> bool:
+        """True under ``duragent replay-check``: the replay writes nothing and ends where it would
+        do new work or wait (checks that only matter there, like a changed MCP server, run then)."""
+        return self.state.read_only
+
     def set_logger(self, config: LoggerConfig) -> None:
         """E.g. ``ctx.set_logger(LoggerConfig(replay_logging=True))`` to log on replay too."""
         self._logger_config = config
