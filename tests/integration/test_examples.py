@@ -243,3 +243,26 @@ def test_async_agents_uses_the_async_sdk_when_a_key_is_set(tmp_path: Path, monke
     assert [r.headers.get("x-stainless-async") for r in server.requests] == ["async:asyncio"] * 3
     assert all(r.body["stream"] is True for r in server.requests)  # the text was streamed to the app
     assert (tmp_path / "outbox" / "queues.md").read_text() == "# Queues\n\nThey queue.\n"
+
+
+# -- an agent on an MCP server written in the example ----------------------------------------------
+def test_mcp_files_summarizes_the_folder_through_its_own_mcp_server(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "files"
+    monkeypatch.setenv("DURAGENT_FILES", str(folder))
+    done = subprocess.run([sys.executable, "-m", "duragent", "--db", str(tmp_path / "mcp.db"), "run",
+                           "examples/mcp_files.py:mcp_files", "--id", "tidy"], cwd=REPO, capture_output=True,
+                          text=True, timeout=120,
+                          env={**{k: v for k, v in os.environ.items() if k not in KEY_VARS}, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    example = load_example("mcp_files")
+    summary = (folder / "summary.md").read_text()
+    for name, text in example.SAMPLES.items():  # every note read through the server, one line each
+        assert f"- **{name.removesuffix('.md')}**: {text}" in summary
+    with LocalRuntime(tmp_path / "mcp.db") as rt:
+        info = rt.get("tidy")
+        tools_run = [e["Name"] for e in rt.history("tidy") if e["EventType"] == "StepSucceeded"
+                     and e["Name"].startswith("tool:")]
+    assert info.status == "SUCCEEDED", info.error
+    assert info.result["reply"] == "I summarized 3 notes into summary.md (wrote 257 characters to summary.md)."
+    assert tools_run == ["tool:list_files", "tool:read_file", "tool:read_file", "tool:read_file", "tool:write_file"]

@@ -33,6 +33,7 @@ class MCPTool:
         self.description = spec.description
         self.parameters = spec.parameters
         self._session = session
+        self._checker: Any = None
         self.requires_approval = toolset.approval_required(spec.name)
         self.at_most_once = toolset.call_at_most_once(spec.name)
 
@@ -41,14 +42,11 @@ class MCPTool:
 
     def validate(self, arguments: dict[str, Any] | None) -> dict[str, Any]:
         """The arguments if they fit the server's JSON schema, else ToolValidationError (for the model)."""
-        from jsonschema import exceptions, validators
-
         arguments = dict(arguments or {})
-        try:
-            validator = validators.validator_for(self.parameters)(self.parameters)
-            problems = sorted(validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
-        except exceptions.SchemaError:  # the server's schema is broken: let the server judge
+        validator = self._validator()
+        if validator is None:  # the server's schema is broken: let the server judge
             return arguments
+        problems = sorted(validator.iter_errors(arguments), key=lambda e: [str(p) for p in e.absolute_path])
         if problems:
             listed = [{"field": ".".join(str(p) for p in e.absolute_path) or "(arguments)", "message": e.message}
                       for e in problems[:5]]
@@ -56,6 +54,18 @@ class MCPTool:
             raise ToolValidationError(f"invalid arguments for tool {self.name}: {details}. Fix them and call "
                                       "the tool again.", tool_name=self.name, errors=listed)
         return arguments
+
+    def _validator(self) -> Any:
+        if self._checker is None:
+            from jsonschema import exceptions, validators  # imported when a call is checked (cold starts)
+
+            cls = validators.validator_for(self.parameters)
+            try:
+                cls.check_schema(self.parameters)
+                self._checker = cls(self.parameters)
+            except exceptions.SchemaError:
+                self._checker = False
+        return self._checker or None
 
     def flow(self, ctx: Any, arguments: dict[str, Any] | None, *, call_id: str) -> Flow[ToolResult]:
         """One call as a durable step; every outcome is a ToolResult for the model."""
