@@ -24,6 +24,7 @@ from .common import (
     db_path,
     error_line,
 )
+from .mcp_server import add_parser as add_mcp_parser
 from .reading import cmd_history, cmd_list, cmd_show
 from .running import cmd_run, cmd_worker
 from .serving import cmd_ui
@@ -156,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("ui", cmd_ui, "serve the local web console; prints the URL to open, token included")
     p.add_argument("--port", type=int, default=8321, help="port on 127.0.0.1 (default 8321; 0 picks a free port)")
+
+    add_mcp_parser(command)
     return parser
 
 

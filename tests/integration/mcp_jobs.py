@@ -85,3 +85,13 @@ def mail_job(event: dict[str, Any], ctx: DurableContext) -> dict[str, Any]:
                   name="mailer", on_prompt_change=event.get("on_change", "fail"))
     result = agent.run(ctx, "Tell ops the deploy is done.")
     return {"output": result.output, "warnings": result.warnings}
+
+
+# -- a question for `duragent mcp` (tests/integration/test_mcp_server.py) -------------------------------
+@durable_function
+def trip_job(event: dict[str, Any], ctx: DurableContext) -> dict[str, Any]:
+    """Plans a trip: asks a person how many nights, then books them."""
+    from duragent.agents import ask_human
+
+    nights = ask_human(ctx, f"How many nights in {event.get('city', 'Oslo')}?", int)
+    return {"city": event.get("city", "Oslo"), "nights": nights}
