@@ -119,7 +119,8 @@ def test_the_wheel_installs_one_top_level_package(built: dict[str, Path]) -> Non
                  "duragent/console/server.py", "duragent/console/static/app.js",
                  "duragent/console/static/app.css", "duragent/console/static/index.html",
                  "duragent/agents/agent.py", "duragent/tools/tool.py", "duragent/prompts/__init__.py",
-                 "duragent/prompts/research_summarizer.md"):
+                 "duragent/prompts/research_summarizer.md", "duragent/agents/toolsets.py",
+                 "duragent/tools/mcp/session.py", "duragent/cli/mcp_server.py"):
         assert must in names, must
     with zipfile.ZipFile(built["wheel"]) as archive:
         info = next(n for n in archive.namelist() if n.endswith(".dist-info/top_level.txt") or
