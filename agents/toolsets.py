@@ -96,7 +96,6 @@ class Toolbox:
         self._sessions: dict[str, ToolsetSession] = {}
         self._stamp: dict[str, list[ToolSpec]] | None = None
         self._lock = threading.Lock()
-        self._closing: list[ToolsetSession] = []
 
     # -- the run's life ------------------------------------------------------------------------
     def around(self, ctx: Any, flow: Flow[T]) -> Flow[T]:
@@ -118,11 +117,9 @@ class Toolbox:
     def start(self, ctx: Any) -> Flow[None]:
         """List every toolset once per run, each as a durable step (replays read the record)."""
         for toolset in self.toolsets:
-            session = self.session(toolset)
-
-            async def alist(session: ToolsetSession = session, name: str = toolset.name) -> list[ToolSpec]:
-                specs = await session.list_tools()
-                self._live[name] = specs
+            async def alist(toolset: Toolset = toolset) -> list[ToolSpec]:
+                specs = await self.session(toolset).list_tools()  # a replay never gets here: no session
+                self._live[toolset.name] = specs
                 return specs
 
             body: Any = alist if ctx.is_async else (lambda alist=alist: _run(alist()))
@@ -175,10 +172,11 @@ class Toolbox:
         if found is None:
             return None
         toolset, spec = found
-        key = (toolset.name, name)
-        if key not in self._bound:
-            self._bound[key] = toolset.tool(spec, lambda: self.session(toolset))
-        return self._bound[key]
+        with self._lock:  # parallel tool calls ask from their branches' threads
+            key = (toolset.name, name)
+            if key not in self._bound:
+                self._bound[key] = toolset.tool(spec, lambda: self.session(toolset))
+            return self._bound[key]
 
     def names(self) -> list[str]:
         return sorted([*self.tools, *self._by_name])

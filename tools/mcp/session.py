@@ -10,7 +10,6 @@ HTTP session is ended. Calls are made from anywhere on the same event loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -97,11 +96,16 @@ class MCPSession(ToolsetSession):
         if keeper is None or stop is None:
             return
         stop.set()
-        with contextlib.suppress(BaseException):
+        self._keeper = self._stop = None
+        try:
             await asyncio.wait_for(asyncio.shield(keeper), CLOSE_TIMEOUT)
+        except asyncio.CancelledError:
+            keeper.cancel()
+            raise
+        except Exception:  # noqa: BLE001 - the keeper recorded its own error; closing goes on
+            pass
         if not keeper.done():  # a server that will not stop: cancel its connection outright
             keeper.cancel()
-        self._keeper = self._stop = None
 
     # -- connecting ----------------------------------------------------------------------------
     async def _connect(self) -> Any:
