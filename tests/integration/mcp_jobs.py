@@ -95,3 +95,20 @@ def trip_job(event: dict[str, Any], ctx: DurableContext) -> dict[str, Any]:
 
     nights = ask_human(ctx, f"How many nights in {event.get('city', 'Oslo')}?", int)
     return {"city": event.get("city", "Oslo"), "nights": nights}
+
+
+# -- killed inside an at-most-once call -------------------------------------------------------------
+def _slow_then_report() -> FunctionModel:
+    def answer(request: ModelRequest) -> ModelResponse | str:
+        if turn_of(request) == 1:
+            return tool_call("notes_slow", {"seconds": 5}, "s1")
+        result = request.messages[-1].content[0]
+        return f"{'error' if getattr(result, 'is_error', False) else 'ok'}: {getattr(result, 'content', '')}"
+
+    return FunctionModel(answer, name="mcp")
+
+
+@durable_function
+def slow_once_job(event: dict[str, Any], ctx: DurableContext) -> dict[str, Any]:
+    agent = Agent(_slow_then_report(), tools=[notes_server(event["state"], at_most_once=["slow"])], name="careful")
+    return {"output": agent.run(ctx, "Do the slow thing once.").output}

@@ -273,6 +273,30 @@ def test_sigkill_between_a_finished_mcp_call_and_the_next_model_call_does_not_ca
     assert not any(alive(s["pid"]) for s in starts(state))
 
 
+def test_sigkill_inside_an_at_most_once_mcp_call_never_calls_it_again(state: Path, tmp_path: Path) -> None:
+    db = tmp_path / "amo.db"
+    with LocalRuntime(db) as rt:
+        execution_id = rt.start(mcp_jobs.slow_once_job, {"state": str(state)}, execution_id="slow-once")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    worker = subprocess.Popen([sys.executable, "-c", WORKER, str(db)], cwd=REPO, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: calls(state, "slow") or worker.poll() is not None, "the server to receive the call")
+        assert worker.poll() is None, worker.stderr.read().decode() if worker.stderr else ""
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+        if worker.stderr is not None:
+            worker.stderr.close()
+    resumed = subprocess.run([sys.executable, "-c", RESUME, str(db), execution_id], cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert resumed.stdout.strip() == "SUCCEEDED", resumed.stderr
+    with LocalRuntime(db) as rt:
+        output = rt.get(execution_id).result["output"]
+    assert output.startswith("error: ") and "interrupted" in output  # the model is told; nothing re-ran
+    assert len(calls(state, "slow")) == 1
+
+
 # -- approval through the review protocol ------------------------------------------------------------
 def review_of(rt: LocalRuntime) -> tuple[str, ReviewRequest]:
     [pending] = pending_reviews(rt)

@@ -22,6 +22,7 @@ from duragent.tools import ToolValidationError, tool
 from duragent.tools.mcp import MCPServerHTTP, MCPServerStdio, MCPToolset
 from duragent.tools.mcp.results import result_text
 from duragent.tools.mcp.servers import _command_name
+from duragent.tools.mcp.session import MCPSession
 from duragent.tools.mcp.tool import MCPTool
 
 
@@ -115,6 +116,18 @@ def test_secrets_stay_out_of_reprs_and_messages() -> None:
     assert server.describe() == "MCP server 'remote' (https://host.example/mcp)"
     _, secrets = server.transport()
     assert {"Bearer HEADERSECRET", "QUERYSECRET", "pa55word"} <= set(secrets)
+
+
+def test_headers_from_a_function_are_read_at_each_connection_and_scrubbed_from_messages() -> None:
+    tokens = iter(["first-ROTATING-token", "second-ROTATING-token"])
+    server = MCPServerHTTP("http://127.0.0.1:9/mcp", headers=lambda: {"Authorization": f"Bearer {next(tokens)}"})
+    _, first = server.transport()
+    _, second = server.transport()
+    assert "Bearer first-ROTATING-token" in first and "Bearer second-ROTATING-token" in second
+    session = MCPSession(server)
+    session._secrets = second
+    error = ExceptionGroup("task group", [ConnectionError("refused with second-ROTATING-token in the text")])
+    assert session._explain(error) == "ConnectionError: refused with *** in the text"
 
 
 # -- results ---------------------------------------------------------------------------------------
