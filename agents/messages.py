@@ -21,11 +21,33 @@ class ToolCall(BaseModel):
     arguments: dict[str, Any] = Field(default_factory=dict)
 
 
+class SubAgentSpend(BaseModel):
+    """What a sub-agent run as a tool spent, carried back to its caller's ledger and budget."""
+
+    calls: list[dict[str, Any]] = Field(default_factory=list)
+    """One record per model call (model id and usage, as ``spend_record`` writes them)."""
+    budget_checks: list[int] = Field(default_factory=list)
+    """For each budget the caller answers to, how many budget reviews were approved by the end of
+    the sub-run (its caller continues from there)."""
+    invocation: str | None = None
+    """Which invocation ran the sub-run: a caller in another one (a replay) books it all as reused."""
+
+
 class ToolResult(BaseModel):
     type: Literal["tool_result"] = "tool_result"
     tool_call_id: str
     content: str
     is_error: bool = False
+    spend: SubAgentSpend | None = None
+    """Set by an agent run as a tool (``Agent.as_tool``): its spend, for the caller's ledger. The
+    caller takes it off before the result joins the conversation."""
+
+    @model_serializer(mode="wrap")
+    def _without_empty_spend(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and data.get("spend", 0) is None:
+            del data["spend"]  # only sub-agent results carry one: every other result stays as it was
+        return data
 
 
 ContentBlock = Annotated[TextBlock | ToolCall | ToolResult, Field(discriminator="type")]

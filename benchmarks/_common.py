@@ -68,6 +68,7 @@ TARGET_TIMER_P95_MS = 100.0              # ms, timer due -> invocation start
 TARGET_AGENT_OVERHEAD_MS = 4.0           # ms per turn over the bare SDK
 TARGET_AGENT_BYTES = 1536.0              # bytes per turn ("at most 1.5 KB")
 TARGET_AGENT_FLATNESS = 1.25             # bytes/turn at turn 200 / at turn 10 (our criterion for "flat")
+TARGET_SESSION_FLATNESS = 1.25           # bytes/turn of a chat session at turn 200 / at turn 10 (issue 13: "flat")
 TARGET_ASYNC_STEP_RATIO = 1.2            # an async step costs at most 1.2x a sync step (issue 11)
 TARGET_ASYNC_MAP_EXTRA_THREADS = 0.0     # an async map of 1,000 I/O branches holds no thread beyond the loop's
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from ._common import REPO, RESULTS, scratch_root
 
-BENCHMARKS = ["floor", "step", "replay", "suspended", "timer", "throughput", "agent", "async", "cost"]
+BENCHMARKS = ["floor", "step", "replay", "suspended", "timer", "throughput", "agent", "async", "cost", "session"]
 
 
 def machine() -> dict[str, Any]:

@@ -31,6 +31,8 @@ from .errors import (
                      UsageError,
                      WaitForConditionError,
 )
+from .events import EventStream, ExecutionEvent
+from .live import LiveEvents
 from .local import LocalRuntime, VirtualClock
 from .operations._common import StepContext, step_context
 from .operations.batch import BatchResult
@@ -58,10 +60,13 @@ __all__ = [
     "DurableError",
     "DurableOperationError",
     "Duration",
+    "EventStream",
+    "ExecutionEvent",
     "InvocationInfo",
     "InvokeConfig",
     "InvokeError",
     "JsonSerdes",
+    "LiveEvents",
     "LocalRuntime",
     "LoggerConfig",
     "MapConfig",

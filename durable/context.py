@@ -29,6 +29,7 @@ from .config import (
 from .errors import SuspendExecution, UsageError
 from .flow import Flow, drive, plain
 from .journal import operation_id
+from .live import LiveEvents
 from .log import DurableLogger
 from .model import OperationStatus
 from .operations import batch as _batch
@@ -108,6 +109,13 @@ class ContextBase:
         view.__dict__.update(self.__dict__)
         view.logger = DurableLogger(self.logger.fields, view.is_replaying, self._logger_config.replay_logging)
         return view
+
+    @property
+    def live(self) -> LiveEvents:
+        """Live events for whoever follows this execution right now (``duragent follow``, an event
+        stream): ``ctx.live.send("progress", done=3)``. Not journaled, delivered at most once,
+        free when nobody listens (``ctx.live.listening``)."""
+        return self.state.live
 
     def is_replaying(self) -> bool:
         """True while the next operation of this context is already in history."""

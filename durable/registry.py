@@ -86,6 +86,9 @@ def resolve_target(target: str) -> Callable[..., Any]:
         raise HandlerNotFoundError(f"bad target {target!r}: expected path/to/file.py:func or package.module:func")
     module = _load_module(module_ref, target)
     fn = getattr(module, attr, None)
+    as_function = getattr(fn, "__durable_function__", None)
+    if as_function is not None and not isinstance(fn, type):  # an object that runs as a durable function
+        fn = as_function()
     if fn is None or not callable(fn):
         raise HandlerNotFoundError(f"{module_ref} has no callable {attr!r} (target {target!r})")
     return fn  # type: ignore[no-any-return]

@@ -16,6 +16,7 @@ from typing import Any
 
 from .backend import DurableService
 from .errors import ReplayFrontier, SuspendExecution
+from .live import LiveEvents
 from .model import MAX_BATCH_BYTES, MAX_BATCH_UPDATES, Operation, OperationUpdate
 
 log = logging.getLogger("duragent.durable.state")
@@ -45,6 +46,14 @@ class ExecutionState:
         self._flusher: threading.Thread | None = None
         self._closed = False
         self._background_error: BaseException | None = None
+        self._live: LiveEvents | None = None
+
+    @property
+    def live(self) -> LiveEvents:
+        """The execution's live channel (a no-op where the backend has none, as on Lambda)."""
+        if self._live is None:
+            self._live = LiveEvents(getattr(self.service, "live", None), self.execution_id)
+        return self._live
 
     def get(self, op_id: str) -> Operation | None:
         return self.operations.get(op_id)

@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import sqlite3
+import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -30,7 +31,9 @@ from ..errors import (
     SerializationError,
     UsageError,
 )
+from ..events import EventStream
 from ..execution import run_invocation
+from ..live import hub_for
 from ..model import ErrorObject, InvocationOutput, InvocationStatus, Operation
 from ..operations._common import error_object
 from ..plugins import Hooks
@@ -110,12 +113,18 @@ def handler_target(fn: Callable[..., Any]) -> str | None:
     attr = fn.__name__ if isinstance(fn, DurableFunction) else qualname
     if "<" in qualname:
         return None
+    loaded = sys.modules.get(module) if module else None
+    if loaded is not None and getattr(loaded, attr, None) is not fn:
+        # a function made by a factory (agents.conversation): found under the name it was bound to
+        attr = next((key for key, value in vars(loaded).items() if value is fn), attr)
     if module and module != "__main__" and not module.startswith("_duragent_target_"):
         return f"{module}:{attr}"
-    try:
-        path = inspect.getfile(inner)
-    except TypeError:
-        return None
+    path = getattr(loaded, "__file__", None)
+    if path is None:
+        try:
+            path = inspect.getfile(inner)
+        except TypeError:
+            return None
     return f"{Path(path).resolve()}:{attr}"
 
 
@@ -144,6 +153,7 @@ class LocalRuntime(AsyncRuntime):
         self.clock: Clock = clock or RealClock()
         self.store = Store(db, durability=durability)
         self.service = LocalService(self.store, self.clock.now)
+        self.service.live = self.live = hub_for(str(db))
         self.lease_seconds = lease_seconds
         self.owner = _owner_id()
         self.plugins = list(plugins or [])
@@ -218,6 +228,15 @@ class LocalRuntime(AsyncRuntime):
     def operations(self, execution_id: str) -> builtins.list[Operation]:
         return self.service.operations(execution_id)
 
+    def events(self, execution_id: str, *, after: int = 0, live: bool = True, poll: float = 0.05,
+               timeout: float | None = None) -> EventStream:
+        """Follow an execution: its durable events from ``after`` (a cursor) on, and its live events
+        (text as it is generated) while ``live``; ``for`` or ``async for`` over it. It ends after the
+        execution ends. Works from any process: a worker elsewhere may be running the execution."""
+        self.service.execution(execution_id)  # an unknown id fails now, not on first iteration
+        return EventStream(self.service, execution_id, hub=self.live if live else None, after=after, poll=poll,
+                           timeout=timeout)
+
     def list(self, *, status: str | None = None, function: str | None = None, limit: int = 100,
              offset: int = 0) -> list[dict[str, Any]]:
         """Executions, newest first: ``limit`` of them after skipping ``offset`` (``count`` gives the total)."""
@@ -270,17 +289,45 @@ class LocalRuntime(AsyncRuntime):
         """Wake a sleeping ``worker`` loop at once (to notice new work, or that it should stop)."""
         self._wake.set()
 
-    def run_once(self) -> bool:
-        """Fire due timers and run one invocation if any execution is runnable."""
+    def run_once(self, execution_id: str | None = None) -> bool:
+        """Fire due timers and run one invocation if any execution is runnable (``execution_id``:
+        only that one)."""
         self.service.fire_due()
-        invocation = self.service.claim(self.owner, self.lease_seconds)
+        invocation = self.service.claim(self.owner, self.lease_seconds, execution_id)
         if invocation is None:
             self.service.release_dead_leases(_owner_is_dead)
-            invocation = self.service.claim(self.owner, self.lease_seconds)
+            invocation = self.service.claim(self.owner, self.lease_seconds, execution_id)
             if invocation is None:
                 return False
         self._invoke(invocation)
         return True
+
+    def drive(self, execution_id: str, stop: threading.Event | None = None, *, max_sleep: float = 1.0) -> int:
+        """Run one execution's invocations as it becomes runnable (timers, retries, answers) until it
+        ends or ``stop`` is set; other executions in the store are left to workers. Returns how
+        many invocations ran. For a foreground program attached to one execution (``duragent chat``)."""
+        stop = stop or threading.Event()
+        count = 0
+        while not stop.is_set():
+            try:
+                ran = self.run_once(execution_id)
+            except sqlite3.Error as exc:
+                log.warning("the store is not usable right now (%s); retrying in %.0f s", exc, self.retry_delay)
+                self.clock.sleep(self.retry_delay, stop)
+                continue
+            if ran:
+                count += 1
+                continue
+            if self.service.execution(execution_id)["status"] != "RUNNING":
+                break
+            due = self.service.next_due()
+            delay = max_sleep if due is None else min(max_sleep, max(0.0, due - self.clock.now()))
+            self._wake.clear()
+            if self.clock.virtual:  # virtual time moves only when a test says so: wait for a poke
+                self._wake.wait(min(delay, 0.05) or 0.05)
+            else:
+                self.clock.sleep(delay, self._wake)
+        return count
 
     def run_until_idle(self, *, skip_time: bool | None = None, until: float | None = None,
                        max_invocations: int = 100_000) -> int:

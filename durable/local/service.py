@@ -25,6 +25,7 @@ from ..errors import (
     RetryableCheckpointError,
     UsageError,
 )
+from ..live import LiveHub
 from ..model import (
     CallbackDetails,
     ChainedInvokeDetails,
@@ -83,6 +84,8 @@ class LocalService:
         self.now = now
         self.resolve_function: Callable[[str], tuple[str, str | None] | None] | None = None
         """Set by the runtime: which functions a chained invoke can start."""
+        self.live: LiveHub | None = None
+        """Set by the runtime: the live channel to this store's followers (durable/live.py)."""
 
     # -- executions ---------------------------------------------------------------------------
     def start_execution(self, *, function: str, target: str | None, input_json: str, execution_id: str | None,
@@ -149,6 +152,30 @@ class LocalService:
             return events
         return H.materialize(events, operations, execution.get("result"))
 
+    def history_after(self, execution_id: str, after: int, limit: int = 500) -> tuple[list[dict[str, Any]], str]:
+        """The history events after event id ``after`` (up to ``limit``, in the API shape, as
+        ``history`` gives them) and the execution's status now: what a follower reads."""
+        with self.store.transaction(write=False) as tx:
+            execution = tx.execution(execution_id, light=True)
+            if execution is None:
+                raise ExecutionNotFoundError(f"no execution {execution_id!r} in {self.store.path}; "
+                                             "`duragent list` shows the ids")
+            events = tx.events_after(execution_id, after, limit)
+            seqs = sorted({int(e[H.OP_REF]) for e in events if H.OP_REF in e})
+            rows = tx.operations_by_seq(execution_id, seqs)
+            loose = sorted({str(e["Id"]) for e in events if H.OP_REF not in e and "Id" in e})
+            rows += [r for r in tx.operations_by_id(execution_id, loose).values() if r.seq not in seqs]
+            result = None
+            if any(e.get("EventType") == "ExecutionSucceeded" for e in events):
+                full = tx.execution(execution_id)
+                result = full.get("result") if full else None
+        operations = {r.id: load_operation(r) for r in rows}
+        by_seq = {r.seq: operations[r.id] for r in rows}
+        expanded = [H.expand(e, by_seq) for e in events]
+        if has_stored_payloads(expanded):
+            H.materialize(expanded, operations, result)
+        return expanded, str(execution["status"])
+
     def operations(self, execution_id: str) -> list[Operation]:
         self.execution(execution_id)
         with self.store.transaction(write=False) as tx:
@@ -174,11 +201,12 @@ class LocalService:
             return tx.count_pending_callbacks(execution_id)
 
     # -- invocations --------------------------------------------------------------------------
-    def claim(self, owner: str, lease_seconds: float) -> Invocation | None:
-        """Lease one execution that needs an invocation and open the invocation, in one commit."""
+    def claim(self, owner: str, lease_seconds: float, only: str | None = None) -> Invocation | None:
+        """Lease one execution that needs an invocation and open the invocation, in one commit
+        (``only``: that execution, if it needs one)."""
         now = self.now()
         with self.store.transaction() as tx:
-            execution_id = tx.claim_runnable(owner, now, lease_seconds)
+            execution_id = tx.claim_runnable(owner, now, lease_seconds, only)
             if execution_id is None:
                 return None
             return self._begin(tx, execution_id, now)

@@ -267,13 +267,19 @@ class Tx:
         clause, args = _execution_filter(status, function)
         return int(self.conn.execute(f"SELECT COUNT(*) FROM executions {clause}", args).fetchone()[0])
 
-    def claim_runnable(self, owner: str, now: float, lease_seconds: float) -> str | None:
+    def claim_runnable(self, owner: str, now: float, lease_seconds: float, only: str | None = None) -> str | None:
         """Take one execution that needs an invocation: runnable and not leased, or leased by an
-        owner whose lease lapsed (a crashed invocation)."""
-        row = self.conn.execute(
-            "SELECT id FROM executions WHERE status = 'RUNNING' AND runnable = 1 "
-            "AND (lease_owner IS NULL OR lease_expires < ?) ORDER BY started_at LIMIT 1", (now,)).fetchone()
-        if row is None:
+        owner whose lease lapsed (a crashed invocation). ``only``: that execution or none."""
+        if only is not None:
+            row = self.conn.execute(
+                "SELECT id FROM executions WHERE id = ? AND status = 'RUNNING' AND ((runnable = 1 "
+                "AND (lease_owner IS NULL OR lease_expires < ?)) OR (lease_owner IS NOT NULL AND lease_expires < ?))",
+                (only, now, now)).fetchone()
+        else:
+            row = self.conn.execute(
+                "SELECT id FROM executions WHERE status = 'RUNNING' AND runnable = 1 "
+                "AND (lease_owner IS NULL OR lease_expires < ?) ORDER BY started_at LIMIT 1", (now,)).fetchone()
+        if row is None and only is None:
             row = self.conn.execute(
                 "SELECT id FROM executions WHERE lease_owner IS NOT NULL AND lease_expires < ? "
                 "AND status = 'RUNNING' ORDER BY lease_expires LIMIT 1", (now,)).fetchone()
@@ -385,6 +391,20 @@ class Tx:
     def add_events(self, execution_id: str, events: Sequence[tuple[int, dict[str, Any]]]) -> None:
         self.conn.executemany("INSERT INTO events (execution_id, event_id, data) VALUES (?, ?, ?)",
                               [(execution_id, eid, json.dumps(data, separators=(",", ":"))) for eid, data in events])
+
+    def events_after(self, execution_id: str, after: int, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` stored events with an id above ``after``, in order (a follower's page)."""
+        rows = self.conn.execute("SELECT data FROM events WHERE execution_id = ? AND event_id > ? "
+                                 "ORDER BY event_id LIMIT ?", (execution_id, after, limit)).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def operations_by_seq(self, execution_id: str, seqs: Sequence[int]) -> list[OpRow]:
+        if not seqs:
+            return []
+        marks = ", ".join("?" for _ in seqs)
+        rows = self.conn.execute(f"SELECT {_OP_COLUMNS} FROM operations WHERE execution_id = ? AND seq IN ({marks})",
+                                 (execution_id, *seqs)).fetchall()
+        return [OpRow(*r) for r in rows]
 
     def events(self, execution_id: str) -> list[dict[str, Any]]:
         rows = self.conn.execute("SELECT data FROM events WHERE execution_id = ? ORDER BY event_id",

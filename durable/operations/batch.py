@@ -304,11 +304,15 @@ class BatchRun:
     def _record(self, item: BatchItem, judge: bool = False) -> None:
         with self._lock:
             self.items[item.index] = item
-            if not judge or self.reason is not None or self.recorded is not None:
-                return
             ok = sum(1 for i in self.items.values() if i.status == BatchItemStatus.SUCCEEDED)
             bad = sum(1 for i in self.items.values() if i.status == BatchItemStatus.FAILED)
-            self.reason = decide(ok, bad, self.total, self.config.completion_config)
+            if judge and self.reason is None and self.recorded is None:
+                self.reason = decide(ok, bad, self.total, self.config.completion_config)
+        live = self.inner.live
+        if judge and live.listening:  # a follower's progress line: free when nobody follows
+            op = self.inner.state.get(self.batch_id)
+            live.send("batch_progress", operation_id=self.batch_id, name=op.Name if op is not None else None,
+                      total=self.total, done=ok + bad, failed=bad)
 
     def outcome(self) -> BatchResult:
         """The BatchResult, or SuspendExecution when branches wait and the policy is not met yet."""

@@ -15,6 +15,7 @@ from duragent.durable.errors import DurableError, StoreError
 from duragent.durable.local import DEFAULT_DB
 
 from .answering import cmd_answer, cmd_approve, cmd_callback, cmd_reject, cmd_stop
+from .chatting import cmd_chat
 from .checks import cmd_replay_check
 from .common import (
     AWS_COMMANDS,
@@ -24,6 +25,7 @@ from .common import (
     db_path,
     error_line,
 )
+from .following import cmd_follow
 from .mcp_server import add_parser as add_mcp_parser
 from .reading import cmd_history, cmd_list, cmd_show
 from .running import cmd_run, cmd_worker
@@ -102,6 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id", help="execution id (idempotent: the same id and input attach to it)")
     p.add_argument("--timeout", type=_timeout, metavar="SECONDS",
                    help="end the execution TIMED_OUT if it has not finished by then")
+
+    p = command("chat", cmd_chat, "talk to a durable chat session (an Agent, or agents.conversation(agent))")
+    p.add_argument("target", metavar="TARGET", help="path/to/file.py:agent or package.module:agent")
+    p.add_argument("--session", metavar="ID", help="reopen this session (or start one under this id)")
+
+    p = command("follow", cmd_follow, "print an execution's events as they happen, until it ends")
+    p.add_argument("id", metavar="ID", help="execution id")
+    p.add_argument("--after", default="0", metavar="CURSOR", help="only the events after this cursor (resume)")
+    p.add_argument("--json", action="store_true", help="one JSON object per event, with its cursor")
 
     p = command("worker", cmd_worker, "serve every execution in the store until stopped")
     p.add_argument("--until-idle", action="store_true", help="exit when nothing is runnable now")

@@ -23,6 +23,7 @@ from duragent.durable.registry import resolve_target
 from duragent.ops import LocalOperator, values
 
 from .common import EXIT_FAILED, EXIT_OK, CliError, command, db_path, error_text, print_json, read_json
+from .following import progress_while
 from .reading import waiting_lines
 
 log = logging.getLogger("duragent.cli")
@@ -107,7 +108,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     fn = _load_target(args.target)
     with open_runtime(args) as runtime:
         execution_id = runtime.start(fn, event, args.id, target=_absolute_target(args.target), timeout=args.timeout)
-        _drive(runtime, execution_id)
+        with progress_while(runtime, execution_id, sys.stderr):  # a live status line, on a terminal only
+            _drive(runtime, execution_id)
         return _report_run(args, runtime, execution_id)
 
 

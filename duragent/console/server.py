@@ -17,6 +17,10 @@ foreign Host, 404 unknown id or path, 405, 409 answered meanwhile, 411/413 body 
     GET  /api/executions/{id}                                  execution, timeline, invocations,
                                                                conversation, ledger, reviews
     GET  /api/executions/{id}/history                          {"events": [...]}
+    GET  /api/executions/{id}/events[?after=CURSOR]            text/event-stream: the execution's events as
+                                                               they happen (``id:`` the cursor of a durable
+                                                               one; resume with Last-Event-ID), then ``end``
+    POST /api/executions/{id}/messages        {"text": "..."} or {"end": true}   (a chat session's next message)
     GET  /api/reviews[?limit=100&cursor=N]                     {"reviews", "total", "next_cursor"}
     GET  /api/reviews/{callback_id}                            one pending callback, by id
     POST /api/reviews/{callback_id}/approve   {"edits"?: {...}, "reviewer"?: "..."}
@@ -53,6 +57,7 @@ log = logging.getLogger("duragent.console")
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8321
 MAX_BODY = 1_000_000
+HEARTBEAT_SECONDS = 15.0
 PAGES = {"": "executions", "reviews": "reviews", "executions": "execution"}
 STATIC = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
 _SECURITY_HEADERS = {
@@ -99,6 +104,8 @@ class ConsoleServer:
         self.httpd.console = self
         self.assets = {name: _static(name) for name in (*STATIC, "index.html")}
         self._thread: threading.Thread | None = None
+        self.closing = threading.Event()
+        """Set on close: open event streams end within a second."""
 
     @property
     def port(self) -> int:
@@ -126,6 +133,7 @@ class ConsoleServer:
         return self
 
     def close(self) -> None:
+        self.closing.set()
         if self._thread is not None:
             self.httpd.shutdown()
             self._thread.join(timeout=5)
@@ -289,6 +297,9 @@ class _Handler(BaseHTTPRequestHandler):
                 execution_id = _execution_id(segments[1])
                 self._send_json(HTTPStatus.OK, views.execution_detail(operator, execution_id, time.time()))
                 return
+            if len(segments) == 3 and segments[0] == "executions" and segments[2] == "events":
+                self._events(_execution_id(segments[1]), _params(query, {"after"}))
+                return
             if len(segments) == 3 and segments[0] == "executions" and segments[2] == "history":
                 _params(query, set())
                 self._send_json(HTTPStatus.OK, {"events": operator.history(_execution_id(segments[1]))})
@@ -302,6 +313,10 @@ class _Handler(BaseHTTPRequestHandler):
                 _params(query, set())
                 self._send_json(HTTPStatus.OK, views.pending_item(operator.pending_callback(_callback_id(segments[1]))))
                 return
+        elif method == "POST" and len(segments) == 3 and segments[0] == "executions" and segments[2] == "messages":
+            _params(query, set())
+            self._message(_execution_id(segments[1]))
+            return
         elif method == "POST" and len(segments) == 3 and segments[0] == "reviews":
             _params(query, set())
             self._answer(segments[1], segments[2])
@@ -310,6 +325,62 @@ class _Handler(BaseHTTPRequestHandler):
                                                          segments[0] in ("executions", "reviews")):
             raise ApiError(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} is not allowed on this path")
         raise ApiError(HTTPStatus.NOT_FOUND, "no such API path; see GET /api/executions and /api/reviews")
+
+    # -- following -------------------------------------------------------------------------------
+    def _events(self, execution_id: str, params: dict[str, str]) -> None:
+        """Server-sent events: each event as ``event: TYPE`` and ``data: JSON``, a durable one with
+        ``id: CURSOR`` (a browser that reconnects sends it back as Last-Event-ID and gets the rest,
+        each once); comments keep the connection alive; ``event: end`` once the execution ended."""
+        after = values.page_offset(params.get("after") or self.headers.get("Last-Event-ID") or "0", "after")
+        stream = self.console.operator.events(execution_id, after=after)  # an unknown id is a 404 here
+        self.close_connection = True
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Connection", "close")
+        for name, value in _SECURITY_HEADERS.items():
+            self.send_header(name, value)
+        self.end_headers()
+        quiet = 0.0
+        try:
+            with stream:
+                self.wfile.write(b": following\n\n")
+                self.wfile.flush()
+                while not self.console.closing.is_set():
+                    try:
+                        event = stream.get(1.0)
+                    except StopIteration:
+                        self.wfile.write(b"event: end\ndata: {}\n\n")
+                        break
+                    if event is None:
+                        quiet += 1.0
+                        if quiet >= HEARTBEAT_SECONDS:  # a closed connection is noticed on this write
+                            self.wfile.write(b": still here\n\n")
+                            self.wfile.flush()
+                            quiet = 0.0
+                        continue
+                    quiet = 0.0
+                    head = f"id: {event.cursor}\n" if event.cursor is not None else ""
+                    self.wfile.write(f"{head}event: {event.type}\n".encode() + b"data: " +
+                                     to_json(event.to_dict()) + b"\n\n")
+                    self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            pass  # the page went away
+        except Exception:  # the store closed under us (the console is stopping): end the stream
+            log.debug("console: event stream of %s ended", execution_id, exc_info=True)
+
+    def _message(self, execution_id: str) -> None:
+        from duragent.agents.session import SessionError
+
+        body = self._body()
+        _fields(body, {"text", "end"})
+        end = body.get("end", False)
+        if not isinstance(end, bool) or (not end and not isinstance(body.get("text"), str)):
+            raise InputError('send {"text": "your message"}, or {"end": true} to end the session')
+        try:
+            callback = self.console.operator.send_message(execution_id, body.get("text"), end=end)
+        except SessionError as exc:
+            raise ApiError(HTTPStatus.CONFLICT, exc.message) from None
+        self._send_json(HTTPStatus.OK, {"execution_id": execution_id, "callback_id": callback, "ended": end})
 
     # -- answering -------------------------------------------------------------------------------
     def _body(self) -> dict[str, Any]:

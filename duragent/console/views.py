@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from duragent.agents.review import pause_hint
+from duragent.agents.session import is_session, transcript
 from duragent.durable.model import ExecutionStatus, Operation, OperationStatus
 from duragent.durable.tree import display_name, operation_tree
 from duragent.ops import Invocation, LocalOperator, PendingCallback, cost_split, invocations
@@ -132,7 +133,8 @@ def execution_detail(operator: LocalOperator, execution_id: str, now: float) -> 
     """Everything the execution page shows (ExecutionNotFoundError for an unknown id)."""
     info = operator.get(execution_id)
     ops = operator.operations(execution_id)
-    runs = invocations(operator.history(execution_id), ops)
+    history = operator.history(execution_id)
+    runs = invocations(history, ops)
     cost = cost_split(ops, runs)
     running = info.status == ExecutionStatus.RUNNING.value
     pending = operator.pending(execution_id=execution_id, limit=1000) if running else None
@@ -141,6 +143,8 @@ def execution_detail(operator: LocalOperator, execution_id: str, now: float) -> 
         "timeline": timeline(ops, runs, info.started_at, info.ended_at, now),
         "invocations": invocation_log(runs, ops),
         "conversation": conversations(ops),
+        "session": transcript(ops) if is_session(ops) else None,
+        "cursor": history[-1].get("EventId", 0) if history else 0,  # the page follows the events from here
         "ledger": cost.to_dict() if cost is not None else None,
         "ledger_text": cost.format() if cost is not None else None,
         "reviews": [pending_item(item) for item in pending.items] if pending is not None else [],

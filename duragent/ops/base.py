@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from duragent.agents.review import (
     Answer,
@@ -24,6 +24,9 @@ from duragent.agents.review import (
     read_decision,
 )
 from duragent.durable.model import ErrorObject, Operation
+
+if TYPE_CHECKING:
+    from duragent.agents.events import AgentEventStream
 
 from . import values
 from .types import Answered, Execution, ExecutionSummary, Page, PendingCallback
@@ -125,6 +128,17 @@ class Operator(ABC):
 
     @abstractmethod
     def send_callback_heartbeat(self, callback_id: str) -> str: ...
+
+    def events(self, execution_id: str, *, after: int = 0, live: bool = True) -> AgentEventStream:
+        """Follow an execution as it runs: its durable events after the cursor ``after``, each once,
+        and its live events (text as it is generated) while ``live`` (``duragent.agents.events``)."""
+        raise values.InputError(f"following an execution is not available on the {self.backend or 'this'} "
+                                "backend; follow executions of a local store")
+
+    def send_message(self, execution_id: str, text: str | None = None, *, end: bool = False) -> str:
+        """Hand a chat session (``agents.conversation``) its next message, or end it (``end``).
+        Returns the callback id that took it; SessionError when the session is not waiting for one."""
+        raise values.InputError(f"chat sessions are not available on the {self.backend or 'this'} backend")
 
     def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
         """Release what the operator holds (a store connection)."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from duragent.agents.review import review_request
 from duragent.durable import display_name, submitter_record
@@ -13,6 +14,9 @@ from duragent.durable.local import DEFAULT_DB, ExecutionInfo, LocalRuntime
 from duragent.durable.model import ErrorObject, Operation
 
 from . import values
+
+if TYPE_CHECKING:
+    from duragent.agents.events import AgentEventStream
 from .base import Operator
 from .types import Execution, ExecutionSummary, Page, PendingCallback
 
@@ -72,6 +76,29 @@ class LocalOperator(Operator):
 
     def operations(self, execution_id: str) -> list[Operation]:
         return self.runtime.operations(values.execution_id(execution_id))
+
+    def events(self, execution_id: str, *, after: int = 0, live: bool = True) -> AgentEventStream:
+        from duragent.agents.events import follow
+
+        return follow(self.runtime, values.execution_id(execution_id, "ID"), after=values.page_offset(after, "after"),
+                      live=live)
+
+    def send_message(self, execution_id: str, text: str | None = None, *, end: bool = False) -> str:
+        from duragent.agents.session import Session, SessionError, is_session
+
+        execution_id = values.execution_id(execution_id, "ID")
+        if not is_session(self.runtime.operations(execution_id)):
+            raise values.InputError(f"execution {execution_id} is not a chat session (agents.conversation); "
+                                    "answer its callbacks instead")
+        if not end and (not isinstance(text, str) or not text.strip()):
+            raise values.InputError("a message must be non-empty text")
+        session = Session(self.runtime, execution_id)
+        inbox = session.inbox
+        if inbox is None:
+            raise SessionError(f"session {execution_id} is not waiting for a message now (a reply is being "
+                               "written, or it has ended); send it when the reply is done")
+        self.runtime.send_callback_success(inbox, json.dumps({"end": True} if end else {"text": text}))
+        return inbox
 
     def pending(self, *, limit: int | str = 100, cursor: str | None = None,
                 execution_id: str | None = None) -> Page[PendingCallback]:

@@ -266,3 +266,38 @@ def test_mcp_files_summarizes_the_folder_through_its_own_mcp_server(tmp_path: Pa
     assert info.status == "SUCCEEDED", info.error
     assert info.result["reply"] == "I summarized 3 notes into summary.md (wrote 257 characters to summary.md)."
     assert tools_run == ["tool:list_files", "tool:read_file", "tool:read_file", "tool:read_file", "tool:write_file"]
+
+
+# -- a durable chat session ---------------------------------------------------------------------
+def test_chat_session_hands_a_refund_to_billing_and_goes_on(rt: LocalRuntime) -> None:
+    from duragent.agents import Session
+
+    example = load_example("chat_session")
+    session = Session.start(rt, example.support)
+    replies = []
+    for text in ("Hi!", "I want my money back for order A-17", "Thanks"):
+        drive(rt)
+        session.send(text, timeout=5)
+        drive(rt)
+        turn = session.turns()[-1]
+        replies.append((turn.agent, turn.reply))
+    assert replies == [("triage", "Happy to help (message 1 of our chat). Ask me about an order, or for a refund."),
+                       ("billing", "Done: refunded $40 on order A-17. Anything else?"),
+                       ("billing", "You're welcome!")]
+    assert example.REFUNDS == {"A-17": 40}
+
+
+def test_chat_session_through_duragent_chat_as_its_docstring_says(tmp_path: Path) -> None:
+    db = tmp_path / "chat.db"
+    first = subprocess.run([sys.executable, "-m", "duragent", "--db", str(db), "chat", "examples/chat_session.py:support"],
+                           input="I want a refund for order B-2\n/exit\n", cwd=REPO, capture_output=True, text=True,
+                           timeout=120, env={k: v for k, v in os.environ.items() if k not in KEY_VARS})
+    assert first.returncode == 0, first.stderr
+    assert "billing: Done: refunded $40 on order B-2. Anything else?" in first.stdout
+    session_id = first.stdout.split("(session ", 1)[1].split(";", 1)[0]
+    again = subprocess.run([sys.executable, "-m", "duragent", "--db", str(db), "chat", "examples/chat_session.py:support",
+                            "--session", session_id], input="Thanks\n/end\n", cwd=REPO, capture_output=True, text=True,
+                           timeout=120, env={k: v for k, v in os.environ.items() if k not in KEY_VARS})
+    assert again.returncode == 0, again.stderr
+    assert "you: I want a refund for order B-2" in again.stdout and "billing: You're welcome!" in again.stdout
+    assert f"(session {session_id} ended)" in again.stdout

@@ -482,11 +482,142 @@
     return details;
   }
 
+  // -- live events: the console's event stream, read with fetch so that the token travels in the
+  // Authorization header (EventSource cannot send one); after a dropped connection it reconnects
+  // with Last-Event-ID and the server sends each durable event it missed, once.
+  function follow(id, after, onEvent) {
+    let last = after;
+    let stopped = false;
+    async function run() {
+      while (!stopped) {
+        let ended = false;
+        try {
+          const headers = {'Accept': 'text/event-stream', 'Authorization': 'Bearer ' + token()};
+          if (last !== null && last !== undefined) headers['Last-Event-ID'] = String(last);
+          const response = await fetch('/api/executions/' + encodeURIComponent(id) + '/events',
+            {headers, credentials: 'omit', cache: 'no-store'});
+          if (!response.ok || !response.body) throw new Error('HTTP ' + response.status);
+          const reader = response.body.getReader();
+          const decoder = new TextDecoder();
+          let buffer = '';
+          for (;;) {
+            const {value, done} = await reader.read();
+            if (done) break;
+            buffer += decoder.decode(value, {stream: true});
+            let cut;
+            while ((cut = buffer.indexOf('\n\n')) >= 0) {
+              const block = buffer.slice(0, cut);
+              buffer = buffer.slice(cut + 2);
+              let type = 'message', data = '', eventId = null;
+              for (const line of block.split('\n')) {
+                if (!line || line.startsWith(':')) continue;
+                const at = line.indexOf(':');
+                const field = at < 0 ? line : line.slice(0, at);
+                let text = at < 0 ? '' : line.slice(at + 1);
+                if (text.startsWith(' ')) text = text.slice(1);
+                if (field === 'event') type = text;
+                else if (field === 'data') data += (data ? '\n' : '') + text;
+                else if (field === 'id') eventId = text;
+              }
+              if (eventId !== null) last = eventId;
+              if (type === 'end') { ended = true; continue; }
+              if (data) { try { onEvent(type, JSON.parse(data)); } catch (e) { /* one bad event is skipped */ } }
+            }
+          }
+        } catch (e) { /* reconnect below */ }
+        if (ended) return;
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+    }
+    run();
+    return () => { stopped = true; };
+  }
+
+  // -- a chat session: its messages and replies, and a box to send the next message ----------------
+  function chatView(id, session, live, status, onSent) {
+    const items = [];
+    for (const e of session.entries) {
+      if (e.kind === 'compaction') {
+        items.push(el('div', {class: 'card msg note compaction'},
+          el('div', {}, el('span', {class: 'who'}, 'summary'), el('span', {class: 'muted'},
+            'older turns were summarized before turn ' + e.before_turn + ' (' + e.summarized_messages + ' messages, ' +
+            e.tokens_before + ' tokens of a ' + e.window + '-token window) by ' + e.model)),
+          el('div', {class: 'text'}, e.summary)));
+        continue;
+      }
+      if (e.user !== null && e.user !== undefined) {
+        items.push(el('div', {class: 'card msg user chat-user'}, el('span', {class: 'who'}, 'you'),
+          el('div', {class: 'text'}, e.user)));
+      }
+      if (e.status === 'STARTED') {
+        items.push(el('div', {class: 'card msg assistant chat-reply streaming'},
+          el('span', {class: 'who'}, live.agent || 'replying'), el('span', {class: 'muted'}, 'writing…'),
+          el('div', {class: 'text live-text'}, live.text)));
+      } else if (e.error) {
+        items.push(el('div', {class: 'card msg chat-error'}, el('span', {class: 'who error'}, 'failed'),
+          el('div', {class: 'text'}, e.error)));
+      } else {
+        items.push(el('div', {class: 'card msg assistant chat-reply'}, el('span', {class: 'who'}, e.agent),
+          e.tools && e.tools.length ? el('span', {class: 'muted'}, 'used ' + e.tools.join(', ')) : null,
+          el('div', {class: 'text'}, typeof e.reply === 'string' ? e.reply : json(e.reply))));
+      }
+    }
+    if (!items.length) items.push(el('p', {class: 'muted'}, 'No messages yet.'));
+    let composer;
+    if (status === 'RUNNING' && session.waiting_for_message) {
+      const box = el('textarea', {class: 'chat-input', placeholder: 'Your message'});
+      const error = el('div', {class: 'error form-error'});
+      composer = el('div', {class: 'card composer'}, box, error);
+      box.addEventListener('input', () => {
+        if (box.value) composer.dataset.editing = '1'; else delete composer.dataset.editing;
+      });
+      const send = async (body) => {
+        for (const b of composer.querySelectorAll('button')) b.disabled = true;
+        try {
+          await api('/api/executions/' + encodeURIComponent(id) + '/messages', body);
+          delete composer.dataset.editing;
+          box.value = '';
+          onSent();
+        } catch (e) {
+          error.textContent = String(e.message || e);
+          for (const b of composer.querySelectorAll('button')) b.disabled = false;
+        }
+      };
+      composer.append(el('div', {class: 'actions'},
+        el('button', {class: 'primary send-message', onclick: () => {
+          if (!box.value.trim()) { error.textContent = 'Write a message first.'; return; }
+          send({text: box.value});
+        }}, 'Send'),
+        el('button', {class: 'end-session', onclick: () => send({end: true})}, 'End the session')));
+    } else {
+      composer = el('p', {class: 'muted chat-state'}, status !== 'RUNNING' ? 'The session has ended.'
+        : 'Replying… (a worker runs the session: `duragent worker` or `duragent chat`)');
+    }
+    return el('div', {class: 'chat'}, items, composer);
+  }
+
   function executionPage() {
     let id = '';
     try { id = decodeURIComponent(path.split('/')[2] || ''); } catch (e) { id = ''; }
     let shown = '';
     let status = null;
+    let following = null;
+    let pending = null;
+    const live = {text: '', agent: null, op: null};
+    function soon() {  // a durable event arrived: read the page's data again (at most every 150 ms)
+      if (pending === null) pending = setTimeout(() => { pending = null; load(); }, 150);
+    }
+    function onEvent(type, event) {
+      if (type === 'text_delta') {
+        if (live.op !== event.operation_id) { live.op = event.operation_id; live.text = ''; }
+        live.text += event.text || '';
+        live.agent = event.agent;
+        for (const node of app.querySelectorAll('.live-text')) node.textContent = live.text;
+        return;
+      }
+      if (type === 'model_call_finished' && event.operation_id === live.op) { live.text = ''; live.op = null; }
+      if (event.cursor !== null && event.cursor !== undefined) soon();
+    }
     async function load() {
       if (app.querySelector('[data-editing]')) return;
       let data;
@@ -508,10 +639,12 @@
       const waiting = data.reviews.length ? section('Waiting for a person' +
         (data.reviews_total > data.reviews.length ? ' (' + data.reviews.length + ' of ' + data.reviews_total + ')' : ''),
         data.reviews.map((r) => reviewCard(r, load))) : null;
+      if (following === null && x.status === 'RUNNING') following = follow(id, data.cursor, onEvent);
       const parts = [
         el('h1', {}, x.name || x.id),
         header(x),
         waiting,
+        data.session ? section('Chat', chatView(id, data.session, live, x.status, load)) : null,
         section('Conversation', conversationView(data.conversation)),
         section('Invocations', invocationsView(data.invocations)),
         section('Timeline', timelineView(data.timeline)),
