@@ -197,9 +197,10 @@ def test_an_agent_as_a_tool_runs_durably_and_its_spend_rolls_up(rt: LocalRuntime
     assert ledger.total_cost == pytest.approx(2 * 0.45 + ledger.paid["scripted:boss"].cost)
     contexts = [e["Name"] for e in rt.history(execution_id) if e["EventType"] == "ContextSucceeded"]
     assert contexts.count("agent:researcher") == 2
-    # replayed, the sub-runs are read back from their checkpoints: all reused, nothing paid
+    # replayed, the sub-runs are read back from their checkpoints: every call reused, the bill the same
     job({}, _replay_context(rt, execution_id))
-    assert ledgers[-1].paid_calls == 0 and ledgers[-1].reused_calls == 4
+    assert ledgers[-1].reused_calls == 4 and ledgers[-1].paid_calls == 4
+    assert ledgers[-1].total_cost == pytest.approx(ledger.total_cost)
 
 
 def test_a_sub_agents_spend_suspends_the_parents_budget(rt: LocalRuntime) -> None:
