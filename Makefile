@@ -50,8 +50,13 @@ bench-profile: $(DEV_STAMP)
 	$(PY) -m benchmarks.profile_step
 
 # Reliability soak (minutes, not part of `make test`): hundreds of SIGKILLs, four workers on one store,
-# and the cost-truth proof of issue 14 (200 documents, 5 SIGKILLs, interactive and batch mode).
+# workers in separate PID namespaces (needs root and util-linux's unshare), deploys caught half-written,
+# thousands of concurrent callback answers, and the cost-truth proof of issue 14 (200 documents, 5
+# SIGKILLs, interactive and batch mode). The README's Reliability section quotes these figures.
 soak: $(DEV_STAMP)
 	DURAGENT_CRASH_TRIALS=300 $(PY) -m pytest -q tests/e2e/test_crash_safety.py
 	DURAGENT_LEASE_WORKERS=4 DURAGENT_LEASE_EXECUTIONS=40 $(PY) -m pytest -q tests/e2e/test_leases.py
+	DURAGENT_PIDNS_TRIALS=10 $(PY) -m pytest -q -rs tests/e2e/test_pid_namespaces.py
+	DURAGENT_DEPLOY_ROUNDS=60 DURAGENT_DEPLOY_EXECUTIONS=20 $(PY) -m pytest -q tests/e2e/test_deploys.py
+	DURAGENT_ANSWER_CALLBACKS=2000 DURAGENT_ANSWER_PROCESSES=8 $(PY) -m pytest -q tests/e2e/test_concurrent_answers.py
 	DURAGENT_COST_DOCS=200 DURAGENT_COST_KILLS=5 $(PY) -m pytest -q tests/integration/test_cost_truth.py

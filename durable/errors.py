@@ -18,6 +18,9 @@
     │   ├── RetryableCheckpointError      not now (throttled, unavailable, disk full): retry the invocation
     │   └── InvalidCheckpointTokenError   a stale token: another invocation owns the execution now
     └── StoreError                        the local store is unusable (not ours, wrong schema)
+        ├── StoreAccessError                  it cannot be read or written (permissions, a read-only mount)
+        ├── StoreDamagedError                 the file is damaged (SQLite's own diagnosis)
+        ├── StoreUnavailableError             not now: a full disk, a lock held too long (transient)
         ├── ExecutionNotFoundError
         ├── ExecutionConflictError        `run --id` reusing an id with different input
         └── CallbackNotFoundError         unknown, or already completed, callback id
@@ -174,6 +177,23 @@ class InvalidCheckpointTokenError(CheckpointError):
 
 class StoreError(DurableError):
     """The local store cannot be used as asked."""
+
+    transient: ClassVar[bool] = False
+    """Whether waiting may cure it (a worker retries a transient fault and stops on any other)."""
+
+
+class StoreAccessError(StoreError):
+    """The store cannot be read or written: permission denied, a read-only file, directory or mount."""
+
+
+class StoreDamagedError(StoreError):
+    """The store file is damaged; the message carries SQLite's own diagnosis."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store cannot take a write right now (a full disk, a lock held too long, an I/O error)."""
+
+    transient = True
 
 
 class ExecutionNotFoundError(StoreError):

@@ -109,8 +109,15 @@ def _load_module(module_ref: str, target: str) -> Any:
         sys.modules[module_name] = module
         if str(path.parent) not in sys.path:
             sys.path.insert(0, str(path.parent))
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            # Never keep a half-run module: once the file is fixed, the next try runs it afresh.
+            sys.modules.pop(module_name, None)
+            raise
         return module
+    if module_ref not in sys.modules:
+        importlib.invalidate_caches()  # a module that appeared since the last try (a deploy) is found
     try:
         return importlib.import_module(module_ref)
     except ImportError as exc:

@@ -17,6 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from .errors import SerializationError
+from .jsontext import is_utf8_text
 
 T = TypeVar("T")
 
@@ -31,18 +32,53 @@ class Serdes(Protocol[T]):
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON of anything pydantic can make JSON-able (models, dataclasses, datetimes...)."""
+    """Compact, strict JSON of anything pydantic can make JSON-able (models, dataclasses,
+    datetimes...). NaN and infinities are refused: they are not JSON. A string that is not valid
+    Unicode (a lone surrogate, as ``os.listdir`` returns for a file name that is not UTF-8) is
+    written escaped (``\\udcff``), so the text always encodes as UTF-8 and reads back as the same
+    value."""
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    except (TypeError, ValueError):
-        pass
+        text = _json(value, ascii_only=False)
+    except (TypeError, ValueError, RecursionError):
+        text = _dumps_jsonable(value, ascii_only=False)
+    if is_utf8_text(text):
+        return text
     try:
-        return json.dumps(to_jsonable_python(value), separators=(",", ":"), ensure_ascii=False)
-    except (PydanticSerializationError, TypeError, ValueError) as exc:
+        return _json(value, ascii_only=True)
+    except (TypeError, ValueError, RecursionError):
+        return _dumps_jsonable(value, ascii_only=True)
+
+
+def _json(value: Any, *, ascii_only: bool) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=ascii_only, allow_nan=False)
+
+
+def _dumps_jsonable(value: Any, *, ascii_only: bool) -> str:
+    try:
+        return _json(to_jsonable_python(value), ascii_only=ascii_only)
+    except RecursionError:
         raise SerializationError(
-            f"cannot serialize a value of type {type(value).__qualname__} to JSON ({exc}); return "
+            f"cannot serialize a value of type {type(value).__qualname__} to JSON: it is nested too deeply "
+            "(or refers to itself); return flatter data") from None
+    except (PydanticSerializationError, TypeError, ValueError) as exc:
+        if "depth" in str(exc):
+            raise SerializationError(
+                f"cannot serialize a value of type {type(value).__qualname__} to JSON: it is nested too deeply "
+                f"({exc}); return flatter data") from None
+        hint = " (NaN and infinity are not JSON: return None or a string instead)" \
+            if "Out of range float" in str(exc) else ""
+        raise SerializationError(
+            f"cannot serialize a value of type {type(value).__qualname__} to JSON ({exc}){hint}; return "
             "JSON-able data (dict, list, str, number, bool, None, a pydantic model or dataclass) or "
             "pass a custom serdes= for this operation") from None
+
+
+def safe_text(text: str) -> str:
+    """``text`` with any lone surrogate written as its escape (``\\udcff``): what a handler's own
+    error message becomes, so that it can always be stored as UTF-8."""
+    if is_utf8_text(text):
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @functools.lru_cache(maxsize=512)
@@ -66,6 +102,8 @@ class JsonSerdes(Generic[T]):
             value = json.loads(data)
         except json.JSONDecodeError as exc:
             raise SerializationError(f"checkpointed payload is not JSON ({exc}): {data[:80]!r}") from None
+        except RecursionError:
+            raise SerializationError(f"checkpointed payload nests too deeply to read back: {data[:80]!r}") from None
         if self.type_hint is None:
             return value  # type: ignore[no-any-return]
         try:
@@ -113,11 +151,18 @@ def serdes_for(fn: Any, custom: Serdes[Any] | None) -> Serdes[Any]:
 
 def serialize(serdes: Serdes[Any], value: Any) -> str | None:
     try:
-        return serdes.serialize(value)
+        data = serdes.serialize(value)
     except SerializationError:
         raise
     except Exception as exc:
         raise SerializationError(f"custom serdes {type(serdes).__name__} failed to serialize: {exc!r}") from exc
+    if data is not None and not isinstance(data, str):
+        raise SerializationError(f"custom serdes {type(serdes).__name__} returned a {type(data).__name__}, "
+                                 "not a str; a payload is text")
+    if data is not None and not is_utf8_text(data):
+        raise SerializationError(f"custom serdes {type(serdes).__name__} returned text that is not valid "
+                                 "Unicode (a lone surrogate); escape it or encode the value as JSON")
+    return data
 
 
 def deserialize(serdes: Serdes[Any], data: str | None) -> Any:

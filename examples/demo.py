@@ -93,7 +93,9 @@ def main() -> int:
         say("No ANTHROPIC_API_KEY or OPENAI_API_KEY: running on the built-in scripted model (offline, "
             "~0.4 s per call to feel like inference).")
     shutil.rmtree(WORK, ignore_errors=True)
-    WORK.mkdir(parents=True)
+    for private in (WORK.parent, WORK):  # the store's directories are private, as LocalRuntime makes them
+        private.mkdir(mode=0o700, exist_ok=True)
+        private.chmod(0o700)
     runtime = LocalRuntime(DB)
     sys.path.insert(0, str(ROOT / "examples"))
     execution_id = runtime.start("research_job", {"topics": ["durable execution", "human in the loop",

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import Duration
 from ..errors import UsageError
 from ..loop import TARGET, InvocationCancelled, LoopTarget
+from .faults import describe_store_error
 
 if TYPE_CHECKING:
     from ..model import ErrorObject, Operation
@@ -137,6 +138,9 @@ class AsyncRuntime:
         ``concurrency`` invocations run at once."""
         if concurrency < 1:
             raise UsageError(f"serve(concurrency=...) must be at least 1, got {concurrency}")
+        fault = await asyncio.to_thread(self._write_fault)
+        if fault is not None:
+            raise fault  # serving means writing (claims, timers): say why it cannot, rather than idle
         target = LoopTarget(asyncio.get_running_loop())
         token = TARGET.set(target)  # the invocation threads started below hand async handlers back here
         running: dict[asyncio.Future[None], Invocation] = {}
@@ -146,9 +150,11 @@ class AsyncRuntime:
                 while len(running) < concurrency:
                     try:
                         invocation = await asyncio.to_thread(_claim_next, self)
-                    except sqlite3.Error as exc:  # a full disk or a locked file: wait and try again, never exit
-                        log.warning("the store is not usable right now (%s); retrying in %.0f s", exc,
-                                    self.retry_delay)
+                    except sqlite3.Error as exc:  # a full disk or a locked file: wait and try again
+                        fault = describe_store_error(exc, self.store.path)
+                        if not fault.transient:
+                            raise fault from None  # read-only, damaged: retrying cannot help
+                        log.warning("%s; retrying in %.0f s", fault, self.retry_delay)
                         await asyncio.sleep(self.retry_delay)
                         break
                     if invocation is None:
@@ -184,16 +190,8 @@ class AsyncRuntime:
 
 
 def _claim_next(runtime: LocalRuntime) -> Invocation | None:
-    """What ``LocalRuntime.run_once`` claims: fire due timers, take a runnable execution (after
-    freeing the leases of dead processes on this machine if there is none)."""
-    from .runtime import _owner_is_dead
-
-    runtime.service.fire_due()
-    invocation = runtime.service.claim(runtime.owner, runtime.lease_seconds)
-    if invocation is None:
-        runtime.service.release_dead_leases(_owner_is_dead)
-        invocation = runtime.service.claim(runtime.owner, runtime.lease_seconds)
-    return invocation
+    """What ``LocalRuntime.run_once`` claims (see ``LocalRuntime._claim``)."""
+    return runtime._claim()
 
 
 def _settle(runtime: LocalRuntime, task: asyncio.Future[None], invocation: Invocation) -> None:

@@ -12,12 +12,9 @@ import hashlib
 import inspect
 import json
 import logging
-import os
-import socket
 import sqlite3
 import sys
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,10 +26,12 @@ from ..errors import (
     InvalidCheckpointTokenError,
     RetryableCheckpointError,
     SerializationError,
+    StoreError,
     UsageError,
 )
 from ..events import EventStream
 from ..execution import run_invocation
+from ..jsontext import check_json_text
 from ..live import hub_for
 from ..model import ErrorObject, InvocationOutput, InvocationStatus, Operation
 from ..operations._common import error_object
@@ -41,7 +40,16 @@ from ..registry import DurableFunction, function_name, registered, resolve_targe
 from ..serdes import dumps
 from .aio import AsyncRuntime, WakeSignal
 from .clock import Clock, RealClock, VirtualClock
-from .service import Invocation, LocalService
+from .faults import describe_store_error
+from .leases import owner_id, owner_is_gone
+from .service import (
+    STALLED,
+    UNREADABLE_RETRY_SECONDS,
+    Invocation,
+    LocalService,
+    UnreadableExecutionError,
+    read_info,
+)
 from .store import Store
 
 log = logging.getLogger("duragent.durable.local")
@@ -68,41 +76,14 @@ class ExecutionInfo:
     parent_execution: str | None = None
     handler_version: str | None = None
     """Content hash of the handler's source when the execution started (what code it began on)."""
+    stalled: dict[str, Any] | None = None
+    """Why a RUNNING execution cannot run now, while it waits for a retry: its handler does not
+    import (a worker in the wrong directory, a half-written deploy...). ``reason``, ``error`` (the
+    ErrorObject), ``attempts``, ``since``, ``at`` and ``retry_at`` (epoch seconds). None once an
+    invocation runs again."""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-def _owner_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def _owner_is_dead(owner: str) -> bool:
-    """Same machine and the owning process is gone: its leases can be taken at once."""
-    try:
-        host, pid_text, _ = owner.split(":", 2)
-        pid = int(pid_text)
-    except ValueError:
-        return False
-    if host != socket.gethostname():
-        return False
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return _is_zombie(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def handler_target(fn: Callable[..., Any]) -> str | None:
@@ -155,7 +136,7 @@ class LocalRuntime(AsyncRuntime):
         self.service = LocalService(self.store, self.clock.now)
         self.service.live = self.live = hub_for(str(db))
         self.lease_seconds = lease_seconds
-        self.owner = _owner_id()
+        self.owner = owner_id()
         self.plugins = list(plugins or [])
         self._lease_renewer: _LeaseRenewer | None = None
         self.retry_delay = 2.0
@@ -251,9 +232,10 @@ class LocalRuntime(AsyncRuntime):
 
     # -- callbacks ----------------------------------------------------------------------------
     def send_callback_success(self, callback_id: str, result: str | bytes | None = None) -> str:
-        """Answer a callback. ``result`` is the JSON text the outside world sent (stored verbatim)."""
+        """Answer a callback. ``result`` is the JSON text the outside world sent (stored verbatim);
+        text that is not strict JSON in UTF-8 is refused with ``SerializationError``."""
         if isinstance(result, bytes):
-            result = result.decode()
+            result = check_json_text(result, "the callback result")
         execution_id = self.service.complete_callback(callback_id, result=result)
         self._wake.set()
         return execution_id
@@ -290,29 +272,29 @@ class LocalRuntime(AsyncRuntime):
         self._wake.set()
 
     def run_once(self, execution_id: str | None = None) -> bool:
-        """Fire due timers and run one invocation if any execution is runnable (``execution_id``:
-        only that one)."""
-        self.service.fire_due()
-        invocation = self.service.claim(self.owner, self.lease_seconds, execution_id)
+        """Fire due timers and run one invocation if any execution is runnable (with
+        ``execution_id``: only that execution or one it invoked, directly or not)."""
+        invocation = self._claim(family=execution_id)
         if invocation is None:
-            self.service.release_dead_leases(_owner_is_dead)
-            invocation = self.service.claim(self.owner, self.lease_seconds, execution_id)
-            if invocation is None:
-                return False
+            return False
         self._invoke(invocation)
         return True
 
     def drive(self, execution_id: str, stop: threading.Event | None = None, *, max_sleep: float = 1.0) -> int:
-        """Run one execution's invocations as it becomes runnable (timers, retries, answers) until it
-        ends or ``stop`` is set; other executions in the store are left to workers. Returns how
-        many invocations ran. For a foreground program attached to one execution (``duragent chat``)."""
+        """Run one execution's invocations (and those of the executions it invokes) as it becomes
+        runnable (timers, retries, answers) until it ends or ``stop`` is set; other executions in
+        the store are left to workers. Returns how many invocations ran. For a foreground program
+        attached to one execution (``duragent chat``)."""
         stop = stop or threading.Event()
         count = 0
         while not stop.is_set():
             try:
                 ran = self.run_once(execution_id)
             except sqlite3.Error as exc:
-                log.warning("the store is not usable right now (%s); retrying in %.0f s", exc, self.retry_delay)
+                fault = describe_store_error(exc, self.store.path)
+                if not fault.transient:
+                    raise fault from None  # read-only, damaged: retrying cannot help
+                log.warning("%s; retrying in %.0f s", fault, self.retry_delay)
                 self.clock.sleep(self.retry_delay, stop)
                 continue
             if ran:
@@ -329,14 +311,31 @@ class LocalRuntime(AsyncRuntime):
                 self.clock.sleep(delay, self._wake)
         return count
 
+    def _claim(self, *, family: str | None = None) -> Invocation | None:
+        """Fire due timers and claim a runnable execution (after freeing the leases of owners that
+        are provably gone, if there is none). An execution whose stored state does not read back
+        is set aside, with the reason, and the next one is tried."""
+        self.service.fire_due()
+        for _ in range(_SET_ASIDE_PER_CLAIM):
+            try:
+                invocation = self.service.claim(self.owner, self.lease_seconds, family=family)
+                if invocation is None:
+                    self.service.release_dead_leases(owner_is_gone)
+                    invocation = self.service.claim(self.owner, self.lease_seconds, family=family)
+                return invocation
+            except UnreadableExecutionError as exc:
+                self._set_aside(exc.execution_id, exc.cause)
+        return None
+
     def run_until_idle(self, *, skip_time: bool | None = None, until: float | None = None,
-                       max_invocations: int = 100_000) -> int:
+                       max_invocations: int = 100_000, execution_id: str | None = None) -> int:
         """Run invocations until nothing is runnable. With a virtual clock (or ``skip_time=True``
-        on one) time jumps to the next due timer, so waits finish at once; ``until`` caps that."""
+        on one) time jumps to the next due timer, so waits finish at once; ``until`` caps that.
+        ``execution_id`` drives only that execution and the executions it invokes."""
         skip = self.clock.virtual if skip_time is None else skip_time
         count = 0
         while count < max_invocations:
-            if self.run_once():
+            if self.run_once(execution_id=execution_id):
                 count += 1
                 continue
             if not skip or not isinstance(self.clock, VirtualClock):
@@ -360,11 +359,21 @@ class LocalRuntime(AsyncRuntime):
         until nothing is runnable now). Sleeps until the next due timer, never polls hard."""
         stop = stop or threading.Event()
         count = 0
+        fault = self._write_fault()
+        if fault is not None:
+            raise fault  # a worker must write (claims, timers): say why it cannot, rather than idle
         while not stop.is_set():
             try:
                 ran = self.run_once()
-            except sqlite3.Error as exc:  # a full disk or a locked file: wait and try again, never exit
-                log.warning("the store is not usable right now (%s); retrying in %.0f s", exc, self.retry_delay)
+            except sqlite3.Error as exc:  # a full disk or a locked file: wait and try again
+                fault = describe_store_error(exc, self.store.path)
+                if not fault.transient:
+                    raise fault from None  # read-only, damaged: retrying cannot help; say why and stop
+                log.warning("%s; retrying in %.0f s", fault, self.retry_delay)
+                self.clock.sleep(self.retry_delay, stop)
+                continue
+            except Exception:  # a bug of ours: log it, never let it end the worker
+                log.exception("the worker loop met an unexpected error; retrying in %.0f s", self.retry_delay)
                 self.clock.sleep(self.retry_delay, stop)
                 continue
             if ran:
@@ -378,19 +387,26 @@ class LocalRuntime(AsyncRuntime):
             self.clock.sleep(delay, self._wake)
         return count
 
+    def _write_fault(self) -> StoreError | None:
+        try:
+            self.store.check_writable()
+        except StoreError as exc:
+            return None if exc.transient else exc
+        return None
+
     def _invoke(self, invocation: Invocation) -> None:
+        try:
+            handler = self._handler(invocation.function, invocation.target)
+        except (Exception, SystemExit) as exc:  # not importable now (wrong directory, a deploy half-written...)
+            self._stall(invocation, exc)
+            return
         renewer = self._renewer()
         if renewer is not None:
             renewer.hold(invocation.execution_id)
         try:
-            try:
-                handler = self._handler(invocation.function, invocation.target)
-            except HandlerNotFoundError as exc:
-                output = InvocationOutput(Status=InvocationStatus.FAILED, Error=error_object(exc))
-            else:
-                plugins = [*getattr(handler, "plugins", []), *self.plugins]
-                output = run_invocation(handler, invocation.input, self.service, now=self.clock.now,
-                                        hooks=Hooks(plugins) if plugins else None)
+            plugins = [*getattr(handler, "plugins", []), *self.plugins]
+            output = run_invocation(handler, invocation.input, self.service, now=self.clock.now,
+                                    hooks=Hooks(plugins) if plugins else None)
         except InvalidCheckpointTokenError:
             log.warning("invocation of %s lost its lease to another worker; abandoning it", invocation.execution_id)
             return
@@ -405,12 +421,71 @@ class LocalRuntime(AsyncRuntime):
         finally:
             if renewer is not None:
                 renewer.release(invocation.execution_id)
+        self._end(invocation, output)
+
+    def _end(self, invocation: Invocation, output: InvocationOutput) -> None:
+        """Record the invocation's outcome. An outcome the store cannot take fails the execution
+        with the reason; nothing that happens here ends the worker."""
         try:
             self.service.end_invocation(invocation, output, self.owner)
+            return
         except sqlite3.Error as exc:  # the outcome will be recomputed by replay when the store is back
             log.warning("could not record the end of %s's invocation (%s); it will be retried",
                         invocation.execution_id, exc)
             self._abandon(invocation)
+            return
+        except Exception as exc:
+            log.exception("could not record the outcome of %s's invocation; failing the execution",
+                          invocation.execution_id)
+            failed = InvocationOutput(Status=InvocationStatus.FAILED, Error=error_object(SerializationError(
+                f"the invocation's outcome could not be stored ({type(exc).__name__}: {exc})")))
+        try:
+            self.service.end_invocation(invocation, failed, self.owner)
+        except Exception as exc:
+            log.exception("could not record the failure of %s either; setting it aside", invocation.execution_id)
+            self._stall(invocation, exc)
+
+    def _stall(self, invocation: Invocation, exc: BaseException) -> None:
+        """The invocation cannot run now: close it with the reason, keep the execution waiting,
+        and let it be claimed again after a backoff (so a fixed deploy resumes it)."""
+        error = error_object(exc)
+        try:
+            stalled = self.service.stall(invocation.execution_id, self.owner, error, base_delay=self.retry_delay,
+                                         invocation_id=invocation.invocation_id)
+        except sqlite3.Error as store_error:  # the store is down: retry soon, as any abandoned invocation
+            log.warning("could not record why %s cannot run (%s: %s): %s", invocation.execution_id,
+                        error.ErrorType, error.ErrorMessage, store_error)
+            self._abandon(invocation)
+            return
+        except Exception:
+            log.warning("could not record why %s cannot run (%s: %s); holding it for %.0f s",
+                        invocation.execution_id, error.ErrorType, error.ErrorMessage, UNREADABLE_RETRY_SECONDS,
+                        exc_info=True)
+            self._hold(invocation.execution_id)
+            return
+        if stalled is not None:
+            log.error("%s cannot run: %s: %s; it stays RUNNING and is retried in %.0f s (attempt %d)",
+                      invocation.execution_id, error.ErrorType, error.ErrorMessage,
+                      stalled["retry_at"] - stalled["at"], stalled["attempts"])
+
+    def _set_aside(self, execution_id: str, exc: BaseException) -> None:
+        """An execution whose stored state cannot be read: retried later, never a worker crash."""
+        log.error("cannot start an invocation of %s (%s: %s); setting it aside", execution_id,
+                  type(exc).__name__, exc, exc_info=exc)
+        try:
+            self.service.stall(execution_id, self.owner, error_object(exc), base_delay=self.retry_delay)
+        except Exception:
+            log.warning("could not record why %s cannot run; holding it for %.0f s", execution_id,
+                        UNREADABLE_RETRY_SECONDS, exc_info=True)
+            self._hold(execution_id)
+
+    def _hold(self, execution_id: str) -> None:
+        """Last resort for a row nothing else can parse: only take the lease, so that it is not
+        claimed again at once (a hot loop), and retry later."""
+        try:
+            self.service.hold(execution_id, self.owner, self.clock.now() + UNREADABLE_RETRY_SECONDS)
+        except sqlite3.Error:
+            log.debug("could not hold %s", execution_id, exc_info=True)
 
     def _abandon(self, invocation: Invocation) -> None:
         """Let the execution be claimed again once its lease lapses (best effort: the store may be down)."""
@@ -474,6 +549,10 @@ class _LeaseRenewer:
         self._stop.set()
 
 
+_SET_ASIDE_PER_CLAIM = 20
+"""At most this many unreadable executions are set aside in one claim before it gives up for now."""
+
+
 def _check_execution_id(execution_id: str) -> None:
     import re
 
@@ -494,9 +573,10 @@ def _info(row: dict[str, Any]) -> ExecutionInfo:
         input_value = json.loads(row["input"]) if row["input"] else None
     except json.JSONDecodeError:
         input_value = row["input"]
+    info = read_info(row.get("info"))
     return ExecutionInfo(id=row["id"], function=row["function"], name=row["name"], status=row["status"],
                          result=result, error=error, input=input_value, started_at=row["started_at"],
                          ended_at=row["ended_at"], invocations=row["invocations"],
                          parent_execution=row.get("parent_execution"),
-                         handler_version=(json.loads(row["info"]) if row.get("info") else {}).get("handler_version"))
-
+                         handler_version=info.get("handler_version"),
+                         stalled=info.get(STALLED) if row["status"] == "RUNNING" else None)

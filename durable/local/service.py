@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import sqlite3
 import uuid
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from ..errors import (
     RetryableCheckpointError,
     UsageError,
 )
+from ..jsontext import check_error_text, check_json_text
 from ..live import LiveHub
 from ..model import (
     CallbackDetails,
@@ -46,6 +48,8 @@ from .transitions import apply_update, callback_due
 from .validation import validate_batch
 from .writes import Batch, has_stored_payloads, load_operation
 
+log = logging.getLogger("duragent.durable.local")
+
 
 def encode_token(execution_id: str, seq: int, version: int) -> str:
     """Opaque to clients (base64, as AWS's); inside: which execution, which turn, what it has seen."""
@@ -66,6 +70,37 @@ def local_arn(function: str, execution_id: str) -> str:
 
 def execution_id_of(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
+
+
+STALLED = "stalled"
+"""Key of the record, in an execution's ``info``, of why it cannot run now (see ``stall``)."""
+
+UNREADABLE_RETRY_SECONDS = 60.0
+"""How long the due timers of an execution whose rows do not read back wait before another try."""
+
+MAX_STALL_SECONDS = 300.0
+"""The longest wait between two tries of an execution that cannot run (its handler does not import)."""
+
+
+def read_info(text: str | None) -> dict[str, Any]:
+    """An execution's ``info`` record; one that does not read back (a damaged row) counts as empty
+    rather than stopping the execution's invocations."""
+    if not text:
+        return {}
+    try:
+        info = json.loads(text)
+    except ValueError:
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+class UnreadableExecutionError(Exception):
+    """An invocation could not be opened because the execution's stored state does not read back."""
+
+    def __init__(self, execution_id: str, cause: BaseException) -> None:
+        super().__init__(f"execution {execution_id}: {type(cause).__name__}: {cause}")
+        self.execution_id = execution_id
+        self.cause = cause
 
 
 @dataclass
@@ -95,6 +130,7 @@ class LocalService:
         """Create an execution. Returns (id, created); an existing id with the same function and input
         is returned as is (idempotent start), a different one is a conflict."""
         execution_id = execution_id or uuid.uuid4().hex
+        check_json_text(input_json, "the execution input")
         with self.store.transaction() as tx:
             existing = tx.execution(execution_id)
             if existing is not None:
@@ -201,15 +237,23 @@ class LocalService:
             return tx.count_pending_callbacks(execution_id)
 
     # -- invocations --------------------------------------------------------------------------
-    def claim(self, owner: str, lease_seconds: float, only: str | None = None) -> Invocation | None:
-        """Lease one execution that needs an invocation and open the invocation, in one commit
-        (``only``: that execution, if it needs one)."""
+    def claim(self, owner: str, lease_seconds: float, family: str | None = None) -> Invocation | None:
+        """Lease one execution that needs an invocation and open the invocation, in one commit.
+        ``family``: only that execution or one it invoked (directly or not)."""
         now = self.now()
-        with self.store.transaction() as tx:
-            execution_id = tx.claim_runnable(owner, now, lease_seconds, only)
+        execution_id: str | None = None
+        try:
+            with self.store.transaction() as tx:
+                execution_id = tx.claim_runnable(owner, now, lease_seconds, family=family)
+                if execution_id is None:
+                    return None
+                return self._begin(tx, execution_id, now)
+        except sqlite3.Error:
+            raise
+        except Exception as exc:  # its stored state does not read back: contain it to that execution
             if execution_id is None:
-                return None
-            return self._begin(tx, execution_id, now)
+                raise
+            raise UnreadableExecutionError(execution_id, exc) from exc
 
     def _begin(self, tx: Tx, execution_id: str, now: float) -> Invocation:
         execution = tx.execution(execution_id)
@@ -249,6 +293,46 @@ class LocalService:
                     tx.expire_lease(eid, owner)
         return len(dead)
 
+    def stall(self, execution_id: str, owner: str, error: ErrorObject, *, base_delay: float,
+              invocation_id: str | None = None) -> dict[str, Any] | None:
+        """The execution cannot run now (its handler does not import, its state does not read
+        back): close the open invocation with the reason, keep the execution RUNNING, and hold it
+        under ``owner``'s lease until a retry with exponential backoff. The reason is kept in
+        the execution's ``stalled`` record (``LocalRuntime.get(...).stalled``) until an invocation
+        runs again. Returns that record, or None when another worker owns the execution now."""
+        now = self.now()
+        with self.store.transaction() as tx:
+            execution = tx.execution(execution_id)
+            if execution is None or execution["status"] != ExecutionStatus.RUNNING.value:
+                return None
+            if invocation_id is not None and execution["invocation_id"] != invocation_id:
+                return None  # someone else took over meanwhile
+            if invocation_id is None and execution["lease_owner"] not in (None, owner) and \
+                    (execution["lease_expires"] or 0) >= now:
+                return None
+            info = read_info(execution["info"])
+            attempts = int((info.get(STALLED) or {}).get("attempts", 0)) + 1
+            delay = min(base_delay * 2 ** min(attempts - 1, 16), MAX_STALL_SECONDS)
+            record = {"reason": f"{error.ErrorType}: {error.ErrorMessage}", "error": error.to_wire(),
+                      "attempts": attempts, "since": (info.get(STALLED) or {}).get("since", now), "at": now,
+                      "retry_at": now + delay}
+            info[STALLED] = record
+            batch = Batch(tx, execution, now)
+            batch.version -= 1  # no operation changes here
+            if invocation_id is not None:
+                batch.event(H.with_details(H.base_event("InvocationCompleted", None, now), {
+                    "StartTimestamp": execution["invocation_started"], "EndTimestamp": now,
+                    "RequestId": invocation_id, "Error": H.error_payload(error)}))
+            batch.flush(invocation_id=None, invocation_started=None, lease_owner=owner, lease_expires=now + delay,
+                        runnable=1, info=json.dumps(info))
+            return record
+
+    def hold(self, execution_id: str, owner: str, until: float) -> None:
+        """Take the lease of an execution until ``until`` without reading its row (which may not
+        read back): it is left alone until then."""
+        with self.store.transaction() as tx:
+            tx.hold_lease(execution_id, owner, until)
+
     def end_invocation(self, invocation: Invocation, output: InvocationOutput, owner: str) -> None:
         now = self.now()
         with self.store.transaction() as tx:
@@ -262,6 +346,10 @@ class LocalService:
             batch.event(done)
             fields: dict[str, Any] = {"invocation_id": None, "invocation_started": None, "lease_owner": None,
                                       "lease_expires": None}
+            if execution["info"] and STALLED in execution["info"]:
+                info = read_info(execution["info"])
+                if info.pop(STALLED, None) is not None:  # it ran again: whatever held it back is fixed
+                    fields["info"] = json.dumps(info) if info else None
             if execution["status"] != ExecutionStatus.RUNNING.value:
                 batch.flush(**fields)  # stopped (or completed through an EXECUTION update) meanwhile
                 return
@@ -456,7 +544,12 @@ class LocalService:
 
     def complete_callback(self, callback_id: str, *, result: str | None = None,
                           error: ErrorObject | None = None) -> str:
-        """Answer a callback (success when ``error`` is None). Returns the execution id."""
+        """Answer a callback (success when ``error`` is None). Returns the execution id. The answer
+        is checked first: the result must be strict JSON in UTF-8, the error valid text."""
+        if error is None and result is not None:
+            check_json_text(result, "the callback result")
+        if error is not None:
+            check_error_text(error, "the callback error")
         now = self.now()
         with self.store.transaction() as tx:
             row, execution = self._answerable(tx, callback_id)
@@ -501,11 +594,17 @@ class LocalService:
                 if execution is None or execution["status"] != ExecutionStatus.RUNNING.value:
                     tx.clear_due(execution_id)
                     continue
-                batch = Batch(tx, execution, now)
-                for row in op_rows:
-                    self._fire(batch, row)
-                    fired += 1
-                batch.flush(runnable=1, async_version=batch.version)
+                with tx.savepoint() as ok:
+                    batch = Batch(tx, execution, now)
+                    for row in op_rows:
+                        self._fire(batch, row)
+                    batch.flush(runnable=1, async_version=batch.version)
+                if ok:
+                    fired += len(op_rows)
+                else:  # a row that does not read back: the others' timers still fire
+                    log.error("the timers of %s cannot fire (%s); they are tried again in %.0f s", execution_id,
+                              ok.error, UNREADABLE_RETRY_SECONDS)
+                    tx.postpone_due(execution_id, now, now + UNREADABLE_RETRY_SECONDS)
             for execution_id in tx.timed_out_executions(now):
                 execution = tx.execution(execution_id)
                 assert execution is not None

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
+from .faults import describe_store_error
 
 SCHEMA_NAME = "duragent"
 SCHEMA_VERSION = "2"
@@ -87,6 +88,10 @@ EXECUTION_COLUMNS = ("id", "function", "target", "name", "input", "status", "res
                      "parent_execution", "parent_operation", "tenant_id", "info", "timeout_at")
 
 
+_FAMILY = ("WITH RECURSIVE family(id) AS (SELECT ? UNION SELECT e.id FROM executions e JOIN family f "
+           "ON e.parent_execution = f.id) SELECT id FROM family")
+"""An execution and every execution it invoked, directly or not (chained invokes)."""
+
 _LIGHT_COLUMNS = ", ".join(c for c in EXECUTION_COLUMNS if c not in ("input", "result", "error", "info"))
 
 
@@ -115,10 +120,16 @@ class Store:
                              f"crashed process), got {durability!r}")
         self.path = str(path)
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            _check_is_ours(self.path)
+            try:
+                _create_private(Path(self.path))
+                _check_is_ours(self.path)
+            except OSError as exc:
+                raise describe_store_error(exc, self.path) from None
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise describe_store_error(exc, self.path) from None
         self._conn.row_factory = sqlite3.Row
         try:
             # Read-only ownership check first: PRAGMA journal_mode=WAL rewrites the file header, so it
@@ -130,10 +141,9 @@ class Store:
             self._conn.execute("PRAGMA foreign_keys=OFF")
             if fresh:
                 self._create_schema()
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             self._conn.close()
-            raise StoreError(f"{self.path} is not a duragent database ({exc}); pass --db with a new file "
-                             "name or the path of an existing duragent store") from None
+            raise describe_store_error(exc, self.path) from None
         except StoreError:
             self._conn.close()
             raise
@@ -168,6 +178,15 @@ class Store:
                 "BEGIN IMMEDIATE;" + _SCHEMA +
                 f"INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', '{SCHEMA_NAME}'), "
                 f"('version', '{SCHEMA_VERSION}');COMMIT;")
+
+    def check_writable(self) -> None:
+        """Raise the ``StoreError`` that says why the store cannot take a write, if it cannot (a
+        read-only file, directory or mount is found only by writing; reads work)."""
+        try:
+            with self.transaction() as tx:
+                tx.conn.execute("UPDATE meta SET value = value WHERE key = 'schema'")
+        except sqlite3.Error as exc:
+            raise describe_store_error(exc, self.path) from None
 
     def close(self) -> None:
         with self._lock:
@@ -210,16 +229,42 @@ def _file_key(path: str) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+def open_in_this_process(path: str | Path) -> bool:
+    """Whether this process holds a Store connection to the file at ``path``: then the file must
+    not be opened and closed by other means (that would drop SQLite's locks on it)."""
+    with _OPEN_LOCK:
+        return _file_key(str(path)) in _OPEN_HERE
+
+
+def _create_private(path: Path) -> None:
+    """A new store is private whatever the umask: the directories created for it 0700, the file
+    0600 (SQLite gives its -wal and -shm files the main file's mode). Journals hold prompts, tool
+    arguments and answers. An existing file or directory is left as it is (``duragent doctor``
+    warns when it is readable by others)."""
+    missing = [d for d in (path.parent, *path.parent.parents) if not d.exists()]
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another process created it meanwhile
+            directory.mkdir(mode=0o700)
+            os.chmod(directory, 0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 def _check_is_ours(path: str) -> None:
     p = Path(path)
     if not p.exists() or p.stat().st_size == 0:
         return
-    with _OPEN_LOCK:
-        if _file_key(path) in _OPEN_HERE:
-            # Already open (and checked) in this process. Opening and closing the file here would
-            # release every POSIX lock this process holds on it, SQLite's included: another process
-            # closing its connection could then delete the WAL and shared-memory files under ours.
-            return
+    if open_in_this_process(path):
+        # Already open (and checked) in this process. Opening and closing the file here would
+        # release every POSIX lock this process holds on it, SQLite's included: another process
+        # closing its connection could then delete the WAL and shared-memory files under ours.
+        return
     with open(p, "rb") as fh:
         header = fh.read(16)
     if header != b"SQLite format 3\x00":
@@ -227,11 +272,40 @@ def _check_is_ours(path: str) -> None:
                          "name or the path of an existing duragent store")
 
 
+class Savepoint:
+    """Whether the block of a ``Tx.savepoint()`` went through (truthy), or the error that undid it."""
+
+    def __init__(self) -> None:
+        self.error: Exception | None = None
+
+    def __bool__(self) -> bool:
+        return self.error is None
+
+
 class Tx:
     """Typed statements over one connection (inside a transaction when writing)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[Savepoint]:
+        """A part of the transaction that is undone alone when it raises anything but a store error
+        (a row that does not read back): the rest of the transaction still commits."""
+        outcome = Savepoint()
+        self.conn.execute("SAVEPOINT part")
+        try:
+            yield outcome
+        except sqlite3.Error:
+            raise
+        except Exception as exc:
+            outcome.error = exc
+            self.conn.execute("ROLLBACK TO part")
+        self.conn.execute("RELEASE part")
+
+    def postpone_due(self, execution_id: str, now: float, until: float) -> None:
+        self.conn.execute("UPDATE operations SET due_at = ? WHERE execution_id = ? AND due_at IS NOT NULL "
+                          "AND due_at <= ?", (until, execution_id, now))
 
     # -- executions ---------------------------------------------------------------------------
     def insert_execution(self, row: dict[str, Any]) -> None:
@@ -267,22 +341,20 @@ class Tx:
         clause, args = _execution_filter(status, function)
         return int(self.conn.execute(f"SELECT COUNT(*) FROM executions {clause}", args).fetchone()[0])
 
-    def claim_runnable(self, owner: str, now: float, lease_seconds: float, only: str | None = None) -> str | None:
+    def claim_runnable(self, owner: str, now: float, lease_seconds: float, *,
+                       family: str | None = None) -> str | None:
         """Take one execution that needs an invocation: runnable and not leased, or leased by an
-        owner whose lease lapsed (a crashed invocation). ``only``: that execution or none."""
-        if only is not None:
-            row = self.conn.execute(
-                "SELECT id FROM executions WHERE id = ? AND status = 'RUNNING' AND ((runnable = 1 "
-                "AND (lease_owner IS NULL OR lease_expires < ?)) OR (lease_owner IS NOT NULL AND lease_expires < ?))",
-                (only, now, now)).fetchone()
-        else:
-            row = self.conn.execute(
-                "SELECT id FROM executions WHERE status = 'RUNNING' AND runnable = 1 "
-                "AND (lease_owner IS NULL OR lease_expires < ?) ORDER BY started_at LIMIT 1", (now,)).fetchone()
-        if row is None and only is None:
+        owner whose lease lapsed (a crashed invocation). ``family``: only that execution or one
+        it invoked, directly or not."""
+        scope, args = ("", ()) if family is None else (f"AND id IN ({_FAMILY}) ", (family,))
+        row = self.conn.execute(
+            "SELECT id FROM executions WHERE status = 'RUNNING' AND runnable = 1 "
+            f"AND (lease_owner IS NULL OR lease_expires < ?) {scope}ORDER BY started_at LIMIT 1",
+            (now, *args)).fetchone()
+        if row is None:
             row = self.conn.execute(
                 "SELECT id FROM executions WHERE lease_owner IS NOT NULL AND lease_expires < ? "
-                "AND status = 'RUNNING' ORDER BY lease_expires LIMIT 1", (now,)).fetchone()
+                f"AND status = 'RUNNING' {scope}ORDER BY lease_expires LIMIT 1", (now, *args)).fetchone()
         if row is None:
             return None
         self.conn.execute("UPDATE executions SET lease_owner = ?, lease_expires = ? WHERE id = ?",
@@ -297,6 +369,10 @@ class Tx:
     def expire_lease(self, execution_id: str, owner: str) -> None:
         self.conn.execute("UPDATE executions SET lease_expires = 0 WHERE id = ? AND lease_owner = ?",
                           (execution_id, owner))
+
+    def hold_lease(self, execution_id: str, owner: str, until: float) -> None:
+        self.conn.execute("UPDATE executions SET lease_owner = ?, lease_expires = ? WHERE id = ?",
+                          (owner, until, execution_id))
 
     def renew_lease(self, execution_id: str, owner: str, until: float) -> bool:
         cur = self.conn.execute("UPDATE executions SET lease_expires = ? WHERE id = ? AND lease_owner = ?",

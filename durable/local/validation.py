@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, SerializationError
+from ..jsontext import check_error_text, check_text
 from ..model import Operation, OperationAction, OperationStatus, OperationType, OperationUpdate
 from .store import OpRow
 
@@ -58,6 +59,7 @@ def validate_batch(updates: Sequence[OperationUpdate], existing: dict[str, OpRow
             raise CheckpointError(f"{where}: FAIL must not carry a Payload")
         if update.Action == OperationAction.SUCCEED and update.Error is not None:
             raise CheckpointError(f"{where}: SUCCEED must not carry an Error")
+        _check_texts(where, update)
         if update.Type == OperationType.CONTEXT and update.Action == OperationAction.START:
             started_contexts.add(update.Id)
         seen[update.Id] = update.Action
@@ -79,3 +81,15 @@ def _check_transition(where: str, update: OperationUpdate, status: OperationStat
         ok = False
     if not ok:
         raise CheckpointError(f"{where}: cannot {action.value} an operation that is {status.value}")
+
+
+def _check_texts(where: str, update: OperationUpdate) -> None:
+    """Payloads and errors are stored as UTF-8: text that cannot be (a lone surrogate) is refused
+    here, before the transaction, rather than failing the write."""
+    try:
+        if update.Payload is not None:
+            check_text(update.Payload, "its Payload")
+        if update.Error is not None:
+            check_error_text(update.Error, "its Error")
+    except SerializationError as exc:
+        raise CheckpointError(f"{where}: {exc}") from None

@@ -12,6 +12,7 @@ from typing import Any
 from ..errors import DurableError, DurableOperationError, UsageError
 from ..log import DurableLogger
 from ..model import MAX_ERROR_BYTES, ErrorObject
+from ..serdes import safe_text
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,11 @@ def error_object(exc: BaseException) -> ErrorObject:
 
 
 def _fit(error: ErrorObject) -> ErrorObject:
-    """Keep an error under the service's size limit, shortening the stack first."""
+    """Keep an error storable: valid Unicode (a lone surrogate in a message is escaped) and under
+    the service's size limit, shortening the stack first."""
+    error = ErrorObject(ErrorType=_safe(error.ErrorType), ErrorMessage=_safe(error.ErrorMessage),
+                        ErrorData=_safe(error.ErrorData),
+                        StackTrace=[safe_text(line) for line in error.StackTrace] if error.StackTrace else None)
     while len(error.model_dump_json(exclude_none=True)) > MAX_ERROR_BYTES:
         if error.StackTrace:
             error.StackTrace = error.StackTrace[1:] or None
@@ -104,6 +109,10 @@ def _fit(error: ErrorObject) -> ErrorObject:
         else:
             break
     return error
+
+
+def _safe(text: str | None) -> str | None:
+    return None if text is None else safe_text(text)
 
 
 def error_dict(error: ErrorObject | None) -> dict[str, Any]:

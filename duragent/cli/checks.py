@@ -1,10 +1,12 @@
-"""``replay-check``: a deploy gate that replays running executions against the code on disk."""
+"""``replay-check``: a deploy gate that replays running executions against the code on disk;
+``doctor``: the store's integrity and consistency."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from duragent.durable.local.doctor import examine
 from duragent.durable.replay_check import replay_check
 from duragent.ops import LocalOperator, values
 
@@ -30,3 +32,13 @@ def cmd_replay_check(args: argparse.Namespace) -> int:
     if bad and not args.json:
         print(f"{len(bad)} of {len(results)} execution(s) would not replay on this code", file=sys.stderr)
     return EXIT_FAILED if bad else EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check the store's integrity and consistency without changing it; exit 1 on damage."""
+    report = examine(db_path(args))
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        print(report.format())
+    return EXIT_FAILED if report.damaged else EXIT_OK

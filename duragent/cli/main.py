@@ -11,12 +11,13 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from duragent.durable.errors import DurableError, StoreError
+from duragent.durable.errors import DurableError
 from duragent.durable.local import DEFAULT_DB
+from duragent.durable.local.faults import describe_store_error
 
 from .answering import cmd_answer, cmd_approve, cmd_callback, cmd_reject, cmd_stop
 from .chatting import cmd_chat
-from .checks import cmd_replay_check
+from .checks import cmd_doctor, cmd_replay_check
 from .common import (
     AWS_COMMANDS,
     EXIT_CLOSED_PIPE,
@@ -163,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ids", nargs="*", metavar="ID", help="only these executions (default: every running one)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
+    p = command("doctor", cmd_doctor, "check the store for damage and inconsistencies; exit 1 on damage")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
     p = command("stop", cmd_stop, "stop a running execution", aws=True)
     p.add_argument("id", metavar="ID")
 
@@ -209,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(error_line(exc), file=sys.stderr)
         return EXIT_USAGE
     except sqlite3.Error as exc:
-        print(error_line(StoreError(f"cannot use the store at {db_path(args)} ({exc})")), file=sys.stderr)
+        print(error_line(describe_store_error(exc, db_path(args))), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

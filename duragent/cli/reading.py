@@ -112,6 +112,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         header.append(("result", short(json.dumps(info.result, ensure_ascii=False), 200)))
     if info.error:
         header.append(("error", error_text(info.error)))
+    if info.stalled:
+        header.append(("cannot run", f"{short(info.stalled['reason'], 300)} (attempt {info.stalled['attempts']}; "
+                                     f"next try {when(info.stalled['retry_at'])})"))
     for key, value in header:
         if value is not None:
             print(f"{key + ':':<13}{value}")

@@ -15,8 +15,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from duragent.durable.errors import HandlerNotFoundError, StoreError
+from duragent.durable.errors import HandlerNotFoundError
 from duragent.durable.local import LocalRuntime
+from duragent.durable.local.faults import describe_store_error
 from duragent.durable.model import ExecutionStatus
 from duragent.durable.plugins import InvocationInfo, Plugin
 from duragent.durable.registry import resolve_target
@@ -36,7 +37,7 @@ def open_runtime(args: argparse.Namespace, plugins: list[Plugin] | None = None) 
     try:
         runtime = LocalRuntime(db=path, plugins=plugins)
     except (OSError, sqlite3.Error) as exc:
-        raise StoreError(f"cannot open the store at {path} ({exc}); pass --db with a writable path") from None
+        raise describe_store_error(exc, path) from None
     if not existed:
         print(f"duragent: created a new store at {path}", file=sys.stderr)
     return runtime
@@ -71,14 +72,10 @@ def _load_target(target: str) -> Callable[..., Any]:
 
 # -- run ------------------------------------------------------------------------------------------
 def _drive(runtime: LocalRuntime, execution_id: str) -> None:
-    """Run invocations in the foreground until this execution completes or suspends.
-    Timers are not waited for: a suspended execution is left for ``duragent worker``."""
-    while True:
-        row = runtime.service.execution(execution_id)
-        if row["status"] != ExecutionStatus.RUNNING.value or not row["runnable"]:
-            return
-        if not runtime.run_once():
-            return
+    """Run invocations in the foreground until this execution completes or suspends, driving
+    only it and the executions it invokes (never someone else's). Timers are not waited for: a
+    suspended execution is left for ``duragent worker``."""
+    runtime.run_until_idle(skip_time=False, execution_id=execution_id)
 
 
 def _report_run(args: argparse.Namespace, runtime: LocalRuntime, execution_id: str) -> int:

@@ -147,7 +147,7 @@ def _execution(info: ExecutionInfo) -> Execution:
     return Execution(id=info.id, name=info.name, function=info.function, status=info.status, result=info.result,
                      error=info.error, input=info.input, started_at=info.started_at, ended_at=info.ended_at,
                      invocations=info.invocations, parent_execution=info.parent_execution,
-                     handler_version=info.handler_version)
+                     handler_version=info.handler_version, stalled=info.stalled)
 
 
 def _pending(info: Execution, op: Operation, callback_id: str, by_id: dict[str, Operation]) -> PendingCallback:

@@ -66,6 +66,9 @@ class Execution:
     invocations: int | None = None
     parent_execution: str | None = None
     handler_version: str | None = None
+    stalled: dict[str, Any] | None = None
+    """Why a RUNNING execution cannot run now and when it is tried again (its handler does not
+    import): ``reason``, ``error``, ``attempts``, ``since``, ``at``, ``retry_at``; None otherwise."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -76,3 +76,31 @@ def steps_and_waits(event: dict[str, Any], ctx: DurableContext) -> int:
         if i < 3:
             ctx.wait(1, name=f"w{i}")
     return total
+
+
+@durable_function
+def guarded_charge(event: dict[str, Any], ctx: DurableContext) -> int:
+    """A quick step, then a slow at-most-once step (a payment, say): the step that two workers
+    must never both run."""
+    before = ctx.step(work, event["log"], ctx.execution_id, 1, 0.0, name="prepare")
+    charged = ctx.step(work, event["log"], ctx.execution_id, 2, event["amo_seconds"], name="charge",
+                       config=AMO_CONFIG)
+    return before + charged
+
+
+DEPLOYED = '''
+from tests.e2e.handlers import work
+
+VERSION = {version}
+
+
+def deployed(event, ctx):
+    """Deployed again and again while executions wait in it (tests/e2e/test_deploys.py)."""
+    total = 0
+    for i in range(1, event["steps"] + 1):
+        total += ctx.step(work, event["log"], ctx.execution_id, i, 0.0, name=f"s{{i}}")
+        if i < event["steps"]:
+            ctx.wait(1, name=f"nap{{i}}")
+    return {{"total": total, "version": VERSION}}
+'''
+"""The source of a handler module that tests/e2e/test_deploys.py rewrites, a version at a time."""

@@ -6,7 +6,7 @@ worker process (``LocalRuntime(db).worker()``), waits until the side-effect log 
 chosen amount of progress (plus a random few milliseconds), SIGKILLs it, and resumes the execution
 in this process with a fresh runtime. The resume must not wait for the dead worker's 30 s lease: its
 clock is a VirtualClock set to the real time, so the lease is still valid in its eyes and only the
-dead-owner check (``_owner_is_dead``) can hand the execution over. (The virtual clock also skips the
+dead-owner check (``durable/local/leases.py``) can hand the execution over. (The virtual clock also skips the
 1 s retry delay of an interrupted at-most-once step.)
 
 After each trial:
@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from duragent.durable import LocalRuntime, VirtualClock
+from duragent.durable.local.doctor import examine
 from tests.e2e import handlers as H
 
 REPO = Path(__file__).resolve().parents[2]
@@ -213,6 +214,8 @@ def run_trial(tmp_path: Path, trial: Trial) -> dict[str, Any]:
             assert crashes[0]["InvocationCompletedDetails"]["RequestId"] == open_invocation
         else:
             assert crashes == [], context
+        # and `duragent doctor` finds the store intact and consistent
+        assert examine(db).findings == [], f"{context}: {examine(db).format()}"
         return {"mid_invocation": bool(open_invocation), "amo_in_flight": amo_in_flight,
                 "slow_in_flight": slow_in_flight,
                 "rerun": last_killed_step != H.AMO_STEP

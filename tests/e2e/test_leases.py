@@ -10,6 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from duragent.durable import LocalRuntime
+from duragent.durable.local.doctor import examine
 from tests.e2e import handlers as H
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,6 +76,8 @@ def test_two_worker_processes_share_one_store(tmp_path: Path) -> None:
             assert info.invocations == 3  # one per wait boundary: nobody ran an invocation twice
             succeeded = [e["Name"] for e in rt.history(eid) if e["EventType"] == "StepSucceeded"]
             assert sorted(succeeded) == ["s1", "s2", "s3"]
+
+    assert examine(db).findings == [], examine(db).format()
 
     # every step body ran exactly once (one begin, one done), in one of the workers
     runs: dict[tuple[str, int], list[tuple[str, int]]] = defaultdict(list)

@@ -1,11 +1,15 @@
 """``http_get``: fetch a web page for a model, with a size limit enforced while reading, an
-overall deadline, and only http/https (redirects included)."""
+overall deadline, only http/https (redirects included), and only from public addresses: each host
+is resolved once, every address it has must be global, and the connection goes to the address that
+was checked (a second lookup could be answered differently: DNS rebinding)."""
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import os
 import socket
+import ssl
 import time
 import urllib.error
 import urllib.parse
@@ -29,7 +33,8 @@ _TEXTUAL = ("text/", "application/json", "application/xml", "application/xhtml",
 
 
 class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow redirects to http/https only (urllib alone would also follow ftp)."""
+    """Follow redirects to http/https only (urllib alone would also follow ftp). The host of each
+    redirect is resolved and checked again when its connection opens."""
 
     def http_error_302(self, req: Any, fp: Any, code: int, msg: str, headers: Any) -> Any:
         location = headers.get("location") or headers.get("uri")
@@ -41,8 +46,9 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
 
 
 ALLOW_PRIVATE_ENV = "DURAGENT_HTTP_GET_ALLOW_PRIVATE"
-"""Set to 1 to let http_get reach loopback, private and link-local addresses (off by default: a
-model must not be able to probe the machine's own network or a cloud metadata endpoint)."""
+"""Set to 1 to let http_get reach loopback, private, link-local and other non-global addresses
+(off by default: a model must not be able to probe the machine's own network or a cloud metadata
+endpoint)."""
 
 
 def _check_scheme(url: str) -> None:
@@ -52,23 +58,78 @@ def _check_scheme(url: str) -> None:
                         f"({url[:200]})")
     if not parsed.hostname:
         raise ToolError(f"the URL has no host: {url[:200]}")
-    _check_public(parsed.hostname, parsed.port or (443 if parsed.scheme.lower() == "https" else 80))
 
 
-def _check_public(host: str, port: int) -> None:
-    """Refuse hosts that resolve to this machine or a private network, unless allowed."""
-    if os.environ.get(ALLOW_PRIVATE_ENV) == "1":
-        return
+def non_global_reason(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why ``ip`` is not an address on the public internet, or None when it is. IPv6 forms that
+    carry an IPv4 address (mapped, 6to4, Teredo, NAT64) are judged by that address too."""
+    if not ip.is_global:
+        return "not a global address"
+    if ip.is_multicast:
+        return "a multicast address"
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
+        if ip in _NAT64:
+            embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        for inner in embedded:
+            if inner is not None and non_global_reason(inner):
+                return f"it carries the IPv4 address {inner}"
+    return None
+
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def resolve_public(host: str, port: int) -> str:
+    """The one address ``host`` is fetched from: resolved once, and refused unless every address
+    the name has is global (``is_global``), unless private addresses are allowed."""
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)}
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
     except OSError as exc:
         raise ToolError(f"cannot resolve {host!r}: {exc}") from None
-    for address in addresses:
-        ip = ipaddress.ip_address(str(address).split("%", 1)[0])
-        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast \
-                or ip.is_unspecified:
-            raise ToolError(f"{host!r} resolves to a non-public address ({ip}); http_get only fetches public "
-                            f"URLs (set {ALLOW_PRIVATE_ENV}=1 to allow private ones)")
+    addresses = list(dict.fromkeys(str(info[4][0]).split("%", 1)[0] for info in infos))
+    if not addresses:
+        raise ToolError(f"cannot resolve {host!r}: no address")
+    if os.environ.get(ALLOW_PRIVATE_ENV) != "1":
+        for address in addresses:
+            reason = non_global_reason(ipaddress.ip_address(address))
+            if reason:
+                raise ToolError(f"{host!r} resolves to a non-public address ({address}: {reason}); http_get "
+                                f"only fetches public URLs (set {ALLOW_PRIVATE_ENV}=1 to allow private ones)")
+    return addresses[0]
+
+
+def _connect(address: tuple[str, int], timeout: float | None) -> socket.socket:
+    """Open the TCP connection to the address that was checked (never to a name)."""
+    return socket.create_connection(address, timeout)
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to the address ``resolve_public`` checked, not to a second resolution of the name
+    (which DNS rebinding could point at loopback), while the Host header keeps the name."""
+
+    def connect(self) -> None:
+        self.sock = _connect((resolve_public(self.host, self.port), self.port), self.timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """The same for TLS: the certificate is checked against the name, which is also sent as SNI."""
+
+    def connect(self) -> None:
+        sock = _connect((resolve_public(self.host, self.port), self.port), self.timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
+class _PinnedHTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req: Any) -> Any:
+        return self.do_open(_PinnedHTTPConnection, req)
+
+
+class _PinnedHTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req: Any) -> Any:
+        return self.do_open(_PinnedHTTPSConnection, req, context=ssl.create_default_context())
 
 
 def fetch(url: str, *, max_bytes: int = DEFAULT_MAX_BYTES, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
@@ -76,10 +137,13 @@ def fetch(url: str, *, max_bytes: int = DEFAULT_MAX_BYTES, timeout_s: float = DE
 
     Returns ``url`` (after redirects), ``status``, ``content_type``, ``text`` (decoded, possibly
     truncated), ``truncated`` and ``bytes_read``. HTTP error statuses are returned, not raised.
+    Proxy settings (``HTTP_PROXY``...) are not used: a proxy would resolve the name itself, past
+    the address check.
     """
     _check_scheme(url)
     deadline = time.monotonic() + timeout_s
-    opener = urllib.request.build_opener(_HttpOnlyRedirects())
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _PinnedHTTPHandler(),
+                                         _PinnedHTTPSHandler(), _HttpOnlyRedirects())
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Accept": "*/*"})
     try:
         try:
@@ -96,6 +160,8 @@ def fetch(url: str, *, max_bytes: int = DEFAULT_MAX_BYTES, timeout_s: float = DE
     except TimeoutError:
         raise ToolError(f"timed out after {timeout_s:g} s fetching {url[:200]}") from None
     except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ToolError):
+            raise exc.reason from None
         if isinstance(exc.reason, TimeoutError):
             raise ToolError(f"timed out after {timeout_s:g} s fetching {url[:200]}") from None
         raise ToolError(f"could not fetch {url[:200]}: {exc.reason}") from None
