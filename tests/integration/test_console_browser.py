@@ -221,6 +221,18 @@ def test_the_execution_page_pairs_each_result_with_its_call(console: Console, pa
     assert page.locator("img[src=x]").count() == 0
 
 
+def test_an_execution_that_cannot_run_says_why(console: Console, page: Page, tmp_path: Path) -> None:
+    source = tmp_path / "half_written.py"
+    source.write_text(f"# {EVIL}\ndef handler(event, ctx):\n    return (\n")  # a deploy caught half-written
+    console.rt.start("deployed", {}, execution_id="stalled", target=f"{source}:handler")
+    console.rt.run_once(execution_id="stalled")
+    page.goto(console.url)
+    page.goto(console.server.base_url + "/executions/stalled")
+    expect(page.locator("h3.error")).to_have_text("Cannot run right now")
+    expect(page.locator("pre.stalled")).to_contain_text("SyntaxError")
+    expect(page.locator(".card .badge").first).to_have_text("RUNNING")  # waiting, not failed
+
+
 # -- the inbox, by clicking -------------------------------------------------------------------------
 def test_a_reviewer_edits_rejects_and_answers_by_clicking(console: Console, page: Page) -> None:
     page.goto(console.url)

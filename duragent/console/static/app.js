@@ -322,6 +322,12 @@
     const meta = el('dl', {class: 'meta'}, rows.map(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
     const card = el('div', {class: 'card'}, meta, el('h3', {}, 'Input'), argumentsView(x.input) || el('pre', {}, 'null'));
     if (x.status === 'SUCCEEDED') card.append(el('h3', {}, 'Result'), el('pre', {class: 'result'}, json(x.result)));
+    if (x.stalled) {  // its handler cannot be imported right now: it waits and is retried, never failed
+      card.append(el('h3', {class: 'error'}, 'Cannot run right now'),
+        el('pre', {class: 'stalled'}, String(x.stalled.reason || 'unknown reason')),
+        el('p', {class: 'notice'}, 'Attempt ' + x.stalled.attempts + '; next try ' + when(x.stalled.retry_at) +
+          '. The execution keeps waiting: fix the deploy and it resumes.'));
+    }
     if (x.error) {
       card.append(el('h3', {class: 'error'}, 'Error'),
         el('pre', {}, [x.error.ErrorType, x.error.ErrorMessage].filter(Boolean).join(': ') || 'no details'));
