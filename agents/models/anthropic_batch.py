@@ -12,9 +12,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from ..batch import BatchItemOutcome, BatchProgress
-from ..errors import ModelError
 from ..messages import ModelRequest
-from ._errors import translate_http_sdk_error
+from ._errors import translated_sdk_errors
 from .anthropic import PROVIDER, AnthropicModel, build_params, normalize_response
 from .anthropic_cache import PromptCaching, place_cache_breakpoints
 
@@ -42,15 +41,8 @@ class AnthropicBatches:
         return f"AnthropicBatches({self.name!r})"
 
     def _call(self, fn: Callable[[], T]) -> T:
-        try:
+        with translated_sdk_errors(self._model._sdk, provider=PROVIDER):
             return fn()
-        except ModelError:
-            raise
-        except Exception as exc:
-            translated = translate_http_sdk_error(self._model._sdk, exc, provider=PROVIDER)
-            if translated is None:
-                raise
-            raise translated from exc
 
     @property
     def _batches(self) -> Any:

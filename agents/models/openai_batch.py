@@ -13,9 +13,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from ..batch import BatchItemOutcome, BatchProgress, OutcomeStatus
-from ..errors import ModelError
 from ..messages import ModelRequest
-from ._errors import translate_http_sdk_error
+from ._errors import translated_sdk_errors
 from .openai import PROVIDER, OpenAIModel, build_params, normalize_completion
 
 T = TypeVar("T")
@@ -47,15 +46,8 @@ class OpenAIBatches:
         return self._model._client
 
     def _call(self, fn: Callable[[], T]) -> T:
-        try:
+        with translated_sdk_errors(self._model._sdk, provider=PROVIDER):
             return fn()
-        except ModelError:
-            raise
-        except Exception as exc:
-            translated = translate_http_sdk_error(self._model._sdk, exc, provider=PROVIDER)
-            if translated is None:
-                raise
-            raise translated from exc
 
     def submit(self, requests: Sequence[tuple[str, ModelRequest]], *, key: str) -> str:
         official = self._model._is_official()

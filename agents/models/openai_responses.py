@@ -30,7 +30,7 @@ from ..messages import (
     ToolResult,
     Usage,
 )
-from ._errors import NORMALIZATION_ERRORS, translate_http_sdk_error
+from ._errors import NORMALIZATION_ERRORS, translated_sdk_errors
 from ._util import normalized, parse_arguments
 from .base import TextCallback
 from .openai import PROVIDER, OpenAIModel
@@ -78,15 +78,8 @@ class OpenAIResponsesModel:
         return self._chat._client.responses
 
     def _call(self, fn: Callable[[], T]) -> T:
-        try:
+        with translated_sdk_errors(self._chat._sdk, provider=PROVIDER):
             return fn()
-        except ModelError:
-            raise
-        except Exception as exc:
-            translated = translate_http_sdk_error(self._chat._sdk, exc, provider=PROVIDER)
-            if translated is None:
-                raise
-            raise translated from exc
 
     # -- one call in the foreground ----------------------------------------------------------------
     def request(self, request: ModelRequest, *, on_text: TextCallback | None = None) -> ModelResponse:
