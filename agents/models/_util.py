@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import weakref
+from asyncio import AbstractEventLoop, get_running_loop
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -48,3 +50,33 @@ def normalized(normalize: Callable[[Any, str], ModelResponse], raw: Any, model_i
 def settings_of(client: Any, *names: str) -> dict[str, Any]:
     """The constructor settings of a ready SDK client that it exposes (for a twin async client)."""
     return {name: value for name in names if (value := getattr(client, name, None)) is not None}
+
+
+def client_kwargs(*, api_key: str | None, base_url: str | None) -> dict[str, Any]:
+    """Constructor settings for an anthropic/openai client: the SDK's own retries off (every attempt
+    is a durable step attempt), plus whichever of key and endpoint were given."""
+    kwargs: dict[str, Any] = {"max_retries": 0}
+    if api_key is not None:
+        kwargs["api_key"] = api_key
+    if base_url is not None:
+        kwargs["base_url"] = base_url
+    return kwargs
+
+
+class LoopClients:
+    """The async SDK client for the running event loop: the one given, or one built per loop on
+    first use (an httpx pool belongs to the loop that opened it)."""
+
+    def __init__(self, build: Callable[[], Any], given: Any = None) -> None:
+        self._build = build
+        self._given = given
+        self._by_loop: weakref.WeakKeyDictionary[AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+
+    def current(self) -> Any:
+        if self._given is not None:
+            return self._given
+        loop = get_running_loop()
+        client = self._by_loop.get(loop)
+        if client is None:
+            client = self._by_loop[loop] = self._build()
+        return client

@@ -9,8 +9,7 @@ one per event loop, built with the same settings on first use.
 from __future__ import annotations
 
 import os
-import weakref
-from asyncio import AbstractEventLoop, get_running_loop
+from functools import partial
 from typing import Any
 
 from duragent.durable.flow import emit
@@ -27,7 +26,7 @@ from ..messages import (
     Usage,
 )
 from ._errors import translated_sdk_errors
-from ._util import import_sdk, normalized, settings_of
+from ._util import LoopClients, client_kwargs, import_sdk, normalized, settings_of
 from .anthropic_cache import PromptCaching, caching_of, place_cache_breakpoints
 from .base import AsyncTextCallback, TextCallback
 
@@ -71,8 +70,7 @@ class AnthropicModel:
         else:  # async clients take the given client's settings
             self._settings = settings_of(client, "api_key", "auth_token", "base_url", "max_retries", "timeout")
         self._client = client
-        self._async_client = async_client
-        self._async_clients: weakref.WeakKeyDictionary[AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        self._async_clients = LoopClients(partial(self._sdk.AsyncAnthropic, **self._settings), async_client)
 
     def _client_settings(self, *, api_key: str | None, base_url: str | None) -> dict[str, Any]:
         has_env_credential = any(os.environ.get(var) for var in CREDENTIAL_ENV)
@@ -83,22 +81,7 @@ class AnthropicModel:
                     f"anthropic:{self.name} needs an API key: set ANTHROPIC_API_KEY (or pass api_key=); "
                     "for tests and offline demos use a 'scripted:' model", provider=PROVIDER)
             api_key = "unused"  # a compatible server or proxy that does its own auth
-        kwargs: dict[str, Any] = {"max_retries": 0}
-        if api_key is not None:
-            kwargs["api_key"] = api_key
-        if base_url is not None:
-            kwargs["base_url"] = base_url
-        return kwargs
-
-    def _async(self) -> Any:
-        """The async client for the running loop (an httpx pool belongs to the loop that opened it)."""
-        if self._async_client is not None:
-            return self._async_client
-        loop = get_running_loop()
-        client = self._async_clients.get(loop)
-        if client is None:
-            client = self._async_clients[loop] = self._sdk.AsyncAnthropic(**self._settings)
-        return client
+        return client_kwargs(api_key=api_key, base_url=base_url)
 
     @property
     def model_id(self) -> str:
@@ -122,7 +105,7 @@ class AnthropicModel:
 
     async def arequest(self, request: ModelRequest, *, on_text: AsyncTextCallback | None = None) -> ModelResponse:
         params = place_cache_breakpoints(build_params(self.name, request), self.prompt_cache)
-        client = self._async()
+        client = self._async_clients.current()
         with translated_sdk_errors(self._sdk, provider=PROVIDER):
             if on_text is None:
                 message = await client.messages.create(**params)

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import weakref
-from asyncio import AbstractEventLoop, get_running_loop
+from functools import partial
 from typing import Any
 
 from duragent.durable.flow import emit
@@ -29,7 +28,7 @@ from ..messages import (
     Usage,
 )
 from ._errors import NORMALIZATION_ERRORS, translated_sdk_errors
-from ._util import import_sdk, normalized, parse_arguments, settings_of
+from ._util import LoopClients, client_kwargs, import_sdk, normalized, parse_arguments, settings_of
 from .base import AsyncTextCallback, TextCallback
 
 PROVIDER = "openai"
@@ -70,8 +69,7 @@ class OpenAIModel:
             self._settings = settings_of(client, "api_key", "organization", "project", "base_url", "max_retries",
                                          "timeout")
         self._client = client
-        self._async_client = async_client
-        self._async_clients: weakref.WeakKeyDictionary[AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        self._async_clients = LoopClients(partial(self._sdk.AsyncOpenAI, **self._settings), async_client)
 
     def _client_settings(self, *, api_key: str | None, base_url: str | None) -> dict[str, Any]:
         custom_endpoint = base_url is not None or bool(os.environ.get("OPENAI_BASE_URL"))
@@ -82,22 +80,7 @@ class OpenAIModel:
                     "OPENAI_BASE_URL at an OpenAI-compatible server; for tests and offline demos use a "
                     "'scripted:' model", provider=PROVIDER)
             api_key = "not-needed"  # local compatible servers ignore it, the SDK insists on one
-        kwargs: dict[str, Any] = {"max_retries": 0}
-        if api_key is not None:
-            kwargs["api_key"] = api_key
-        if base_url is not None:
-            kwargs["base_url"] = base_url
-        return kwargs
-
-    def _async(self) -> Any:
-        """The async client for the running loop (an httpx pool belongs to the loop that opened it)."""
-        if self._async_client is not None:
-            return self._async_client
-        loop = get_running_loop()
-        client = self._async_clients.get(loop)
-        if client is None:
-            client = self._async_clients[loop] = self._sdk.AsyncOpenAI(**self._settings)
-        return client
+        return client_kwargs(api_key=api_key, base_url=base_url)
 
     @property
     def model_id(self) -> str:
@@ -121,7 +104,7 @@ class OpenAIModel:
 
     async def arequest(self, request: ModelRequest, *, on_text: AsyncTextCallback | None = None) -> ModelResponse:
         params = build_params(self.name, request, official=self._is_official())
-        client = self._async()
+        client = self._async_clients.current()
         with translated_sdk_errors(self._sdk, provider=PROVIDER):
             if on_text is None:
                 completion = await client.chat.completions.create(**params)
