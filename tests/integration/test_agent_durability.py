@@ -14,13 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,29 +27,16 @@ from duragent.durable import DurableContext, LocalRuntime, VirtualClock
 from duragent.tools import tool
 from tests.fakes.provider_server import FakeError, FakeToolCall, FakeUsage, ProviderServer, Reply
 from tests.integration import agent_jobs
+from tests.integration.crash_helpers import WORKER, kill_when, run_to_end, spawn, worker_env
 
-REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.usefixtures("clean_env")
+
 CANARY = "sk-ant-DURAGENT-CANARY-123456"
 SPECS = {"anthropic": "anthropic:claude-test", "openai": "openai:gpt-test"}
 PROVIDERS = list(SPECS)
 
 
 # -- fixtures and helpers ----------------------------------------------------------------------------
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No real credentials, endpoints or proxies from the machine."""
-    for name in list(os.environ):
-        if name.startswith(("ANTHROPIC_", "OPENAI_")) or name.lower() in ("http_proxy", "https_proxy", "all_proxy"):
-            monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
-@pytest.fixture
-def server() -> Iterator[ProviderServer]:
-    with ProviderServer() as fake:
-        yield fake
-
-
 def provider_env(provider: str, url: str, key: str = CANARY) -> dict[str, str]:
     """The SDK's own environment variables, pointing at the fake server."""
     if provider == "anthropic":
@@ -73,24 +54,6 @@ def model_call_successes(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # -- paid once -------------------------------------------------------------------------------------
-WORKER = """
-import sys
-from duragent.durable import LocalRuntime
-LocalRuntime(sys.argv[1]).worker()
-"""
-
-RESUME = """
-import sys, time
-from duragent.durable import LocalRuntime
-rt = LocalRuntime(sys.argv[1])
-deadline = time.time() + 60
-while rt.get(sys.argv[2]).status == "RUNNING" and time.time() < deadline:
-    if not rt.run_once():
-        time.sleep(0.02)
-print(rt.get(sys.argv[2]).status)
-"""
-
-
 def markers(directory: Path, what: str) -> list[Path]:
     return sorted(directory.glob(f"{what}.*"))
 
@@ -108,30 +71,16 @@ def test_a_worker_killed_inside_a_tool_call_resumes_without_paying_twice(
     with LocalRuntime(db) as rt:
         execution_id = rt.start(agent_jobs.paid_once_job, {"model": SPECS[provider], "directory": str(work)},
                                 execution_id="paid-once")
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "OPENAI_"))},
-           "PYTHONPATH": str(REPO), **provider_env(provider, server.url)}
+    env = worker_env(provider_env(provider, server.url))
 
-    worker = subprocess.Popen([sys.executable, "-c", WORKER, str(db)], cwd=REPO, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 30
-        while not markers(work, "report-entered"):
-            assert worker.poll() is None, worker.stderr.read().decode() if worker.stderr else ""
-            assert time.monotonic() < deadline, "the worker never reached the slow tool"
-            time.sleep(0.005)
-    finally:
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(timeout=10)
-    assert worker.returncode == -signal.SIGKILL
-    assert worker.stderr is not None
-    killed_stderr = worker.stderr.read().decode()
-    worker.stderr.close()
+    worker = spawn(WORKER, db, env)
+    killed_stderr = kill_when(worker, lambda: bool(markers(work, "report-entered")),
+                              what="the worker never reached the slow tool", within=30, poll=0.005)
     assert server.request_count == 2  # two model calls were made (and paid) before the kill
     assert markers(work, "report-done") == []  # the kill landed inside the tool call
 
     (work / "release").touch()
-    resumed = subprocess.run([sys.executable, "-c", RESUME, str(db), execution_id], cwd=REPO, env=env,
-                             capture_output=True, text=True, timeout=90)
+    resumed = run_to_end(db, execution_id, env, within=60, timeout=90)
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.strip() == "SUCCEEDED", resumed.stderr
 

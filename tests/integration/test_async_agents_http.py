@@ -13,12 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,24 +23,10 @@ from duragent.durable import AsyncDurableContext, LocalRuntime, VirtualClock
 from duragent.tools import tool
 from tests.fakes.provider_server import FakeToolCall, ProviderServer, RecordedRequest, Reply
 from tests.integration import agent_jobs
+from tests.integration.crash_helpers import SERVE, kill_when, run_to_end, spawn, worker_env
 from tests.integration.test_agent_durability import CANARY, PROVIDERS, SPECS, provider_env, store_bytes
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No real credentials, endpoints or proxies from the machine."""
-    for name in list(os.environ):
-        if name.startswith(("ANTHROPIC_", "OPENAI_")) or name.lower() in ("http_proxy", "https_proxy", "all_proxy"):
-            monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
-@pytest.fixture
-def server() -> Iterator[ProviderServer]:
-    with ProviderServer() as fake:
-        yield fake
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 # -- a tool loop with parallel async tools and streaming -------------------------------------------------
@@ -126,23 +106,6 @@ def test_async_sdk_without_streaming_and_retryable_errors(
 # -- paid once, after a SIGKILL in the middle of a map of async agents ----------------------------------
 TOPICS = ["alpha", "beta", "gamma"]
 
-SERVE = """
-import asyncio, sys
-from duragent.durable import LocalRuntime
-asyncio.run(LocalRuntime(sys.argv[1]).serve())
-"""
-
-RESUME = """
-import sys, time
-from duragent.durable import LocalRuntime
-rt = LocalRuntime(sys.argv[1])
-deadline = time.time() + 60
-while rt.get(sys.argv[2]).status == "RUNNING" and time.time() < deadline:
-    if not rt.run_once():
-        time.sleep(0.02)
-print(rt.get(sys.argv[2]).status)
-"""
-
 
 def team_responder(directory: str) -> Any:
     """Each agent's next reply, by its topic and how many turns it has had: a note, then (except
@@ -180,31 +143,18 @@ def test_sigkill_in_a_map_of_async_agents_then_resume_pays_every_finished_call_o
     with LocalRuntime(db) as rt:
         execution_id = rt.start(agent_jobs.async_team_job, {"model": SPECS[provider], "directory": str(work),
                                                             "topics": TOPICS}, execution_id="team")
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "OPENAI_"))},
-           "PYTHONPATH": str(REPO), **provider_env(provider, server.url)}
+    env = worker_env(provider_env(provider, server.url))
 
-    worker = subprocess.Popen([sys.executable, "-c", SERVE, str(db)], cwd=REPO, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 60
-        while not (files(work, "report-entered-beta") and files(work, "report-entered-gamma")
-                   and item_finished(db, execution_id, "alpha")):
-            assert worker.poll() is None, worker.stderr.read().decode() if worker.stderr else ""
-            assert time.monotonic() < deadline, "the agents never reached the state to kill them in"
-            time.sleep(0.01)
-    finally:
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(timeout=10)
-    assert worker.returncode == -signal.SIGKILL
-    assert worker.stderr is not None
-    killed_stderr = worker.stderr.read().decode()
-    worker.stderr.close()
+    worker = spawn(SERVE, db, env)
+    killed_stderr = kill_when(worker, lambda: bool(files(work, "report-entered-beta")
+                                                   and files(work, "report-entered-gamma")
+                                                   and item_finished(db, execution_id, "alpha")),
+                              what="the agents never reached the state to kill them in", within=60, poll=0.01)
     assert server.request_count == 6  # alpha: 2 calls (finished); beta, gamma: 2 each, now inside a tool
     assert files(work, "report-done-beta") == files(work, "report-done-gamma") == []
 
     (work / "release").touch()
-    resumed = subprocess.run([sys.executable, "-c", RESUME, str(db), execution_id], cwd=REPO, env=env,
-                             capture_output=True, text=True, timeout=120)
+    resumed = run_to_end(db, execution_id, env, within=60, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.strip() == "SUCCEEDED", resumed.stderr
 
