@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -50,41 +49,18 @@ from tests.fakes.provider_server import (
     Reply,
 )
 from tests.integration import cost_jobs
+from tests.integration.crash_helpers import REPO, WORKER, kill, run_to_end, spawn, worker_env
 
-REPO = Path(__file__).resolve().parents[2]
 DOCS = int(os.environ.get("DURAGENT_COST_DOCS", "24"))
 KILLS = int(os.environ.get("DURAGENT_COST_KILLS", "2"))
 SEED = int(os.environ.get("DURAGENT_COST_SEED", str(random.randrange(1 << 30))))
 MODEL = "claude-sonnet-4-test"  # priced as anthropic:claude-sonnet-4
 DEADLINE = 120.0
 
-WORKER = """
-import sys
-from duragent.durable import LocalRuntime
-LocalRuntime(sys.argv[1]).worker()
-"""
-
-FINISH = """
-import sys, time
-from duragent.durable import LocalRuntime
-rt = LocalRuntime(sys.argv[1])
-deadline = time.time() + 120
-while rt.get(sys.argv[2]).status == "RUNNING" and time.time() < deadline:
-    if not rt.run_once():
-        time.sleep(0.02)
-print(rt.get(sys.argv[2]).status)
-"""
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 # -- fixtures and helpers -------------------------------------------------------------------------------
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith(("ANTHROPIC_", "OPENAI_")) or name.lower() in ("http_proxy", "https_proxy", "all_proxy"):
-            monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
 def documents(n: int) -> list[str]:
     return [f"Document {i}: " + " ".join(f"fact-{i}-{j}" for j in range(30)) for i in range(n)]
 
@@ -98,9 +74,8 @@ def answer(request: RecordedRequest) -> Item:
 
 
 def env_for(server: ProviderServer) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "OPENAI_"))}
-    return {**clean, "PYTHONPATH": str(REPO), "ANTHROPIC_BASE_URL": server.url, "ANTHROPIC_API_KEY": "test-key",
-            "OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"}
+    return worker_env({"ANTHROPIC_BASE_URL": server.url, "ANTHROPIC_API_KEY": "test-key",
+                       "OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"})
 
 
 class Job:
@@ -116,15 +91,10 @@ class Job:
         self.kills = 0
 
     def spawn(self) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-c", WORKER, str(self.db)], cwd=REPO, env=self.env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        return spawn(WORKER, self.db, self.env)
 
     def kill(self, worker: subprocess.Popen[bytes]) -> None:
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(timeout=10)
-        assert worker.returncode == -signal.SIGKILL
-        if worker.stderr is not None:
-            worker.stderr.close()
+        kill(worker)
         self.kills += 1
 
     def ops(self, status: str | None = None) -> list[dict[str, Any]]:
@@ -143,8 +113,7 @@ class Job:
             return str(rt.get(self.id).status)
 
     def finish(self) -> dict[str, Any]:
-        done = subprocess.run([sys.executable, "-c", FINISH, str(self.db), self.id], cwd=REPO, env=self.env,
-                              capture_output=True, text=True, timeout=300)
+        done = run_to_end(self.db, self.id, self.env, within=120, timeout=300)
         assert done.returncode == 0, done.stderr
         with LocalRuntime(self.db) as rt:
             info = rt.get(self.id)
