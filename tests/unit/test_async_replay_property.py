@@ -13,9 +13,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 
 from duragent.durable import AsyncDurableContext, DurableContext, LocalRuntime, MapConfig, VirtualClock
-from duragent.durable.replay_check import replay_check
 from tests.journals import comparable, first_difference
-from tests.unit.test_replay_property import RETRY_ONCE, Program, expected, interpret, programs
+from tests.unit.test_replay_property import RETRY_ONCE, Program, interpret, programs, run_and_check
 
 
 async def ainterpret(ctx: AsyncDurableContext, program: Program, runs: dict[str, int], failed: set[str],
@@ -67,17 +66,7 @@ def test_an_async_durable_run_equals_a_straight_run_and_the_sync_journal(tmp_pat
         return await ainterpret(ctx, program, runs, failed, "p")
 
     n = next(_ids)
-    rt = LocalRuntime(tmp_path / f"aprop-{n}.db", clock=VirtualClock(), durability="process")
-    execution_id = rt.start(handler, {})
-    rt.run_until_idle()
-    info = rt.get(execution_id)
-    assert info.status == "SUCCEEDED", info.error
-    assert info.result == expected(program)
-    assert all(count == 1 for count in runs.values()), runs  # each step body completed once
-    history = rt.history(execution_id)
-    assert len([e for e in history if e["EventType"] == "StepSucceeded"]) == len(runs)
-    assert [r.ok for r in replay_check(rt, [execution_id])] == [True]  # it replays read-only to the end
-    rt.close()
+    history = run_and_check(tmp_path / f"aprop-{n}.db", handler, program, runs)
 
     sync_runs: dict[str, int] = {}
     sync_failed: set[str] = set()

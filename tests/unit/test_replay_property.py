@@ -77,6 +77,24 @@ def _flaky(runs: dict[str, int], failed: set[str], key: str, value: int) -> int:
     return _counted(runs, key, value)
 
 
+def run_and_check(db: Path, handler: Any, program: Program, runs: dict[str, int]) -> list[dict[str, Any]]:
+    """Run ``handler`` (which interprets ``program``, counting step bodies in ``runs``) durably, and
+    check the property: the straight result, each step body completed once, the history replays
+    read-only. Returns the history."""
+    rt = LocalRuntime(db, clock=VirtualClock(), durability="process")
+    execution_id = rt.start(handler, {})
+    rt.run_until_idle()
+    info = rt.get(execution_id)
+    assert info.status == "SUCCEEDED", info.error
+    assert info.result == expected(program)
+    assert all(count == 1 for count in runs.values()), runs  # each step body completed once
+    history = rt.history(execution_id)
+    assert len([e for e in history if e["EventType"] == "StepSucceeded"]) == len(runs)
+    assert [r.ok for r in replay_check(rt, [execution_id])] == [True]  # it replays read-only to the end
+    rt.close()
+    return history
+
+
 _ids = itertools.count()
 
 
@@ -89,14 +107,4 @@ def test_a_durable_run_equals_a_straight_run(tmp_path: Path, program: Program) -
     def handler(event: Any, ctx: DurableContext) -> list[Any]:
         return interpret(ctx, program, runs, failed, "p")
 
-    rt = LocalRuntime(tmp_path / f"prop-{next(_ids)}.db", clock=VirtualClock(), durability="process")
-    execution_id = rt.start(handler, {})
-    rt.run_until_idle()
-    info = rt.get(execution_id)
-    assert info.status == "SUCCEEDED", info.error
-    assert info.result == expected(program)
-    assert all(count == 1 for count in runs.values()), runs  # each step body completed once
-    succeeded = [e for e in rt.history(execution_id) if e["EventType"] == "StepSucceeded"]
-    assert len(succeeded) == len(runs)
-    assert [r.ok for r in replay_check(rt, [execution_id])] == [True]  # it replays read-only to the end
-    rt.close()
+    run_and_check(tmp_path / f"prop-{next(_ids)}.db", handler, program, runs)
