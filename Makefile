@@ -6,7 +6,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 # here at setup so that the test itself installs offline.
 WHEELHOUSE := $(VENV)/wheelhouse
 
-.PHONY: demo test lint install clean bench bench-full bench-profile soak
+.PHONY: demo test lint install clean bench bench-full bench-profile bench-peers soak
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -38,13 +38,27 @@ lint: $(DEV_STAMP)
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) .duragent
+	rm -rf $(VENV) $(PEERS_VENV) .duragent
 
 bench: $(DEV_STAMP)
 	$(PY) -m benchmarks.run
 
 bench-full: $(DEV_STAMP)
 	$(PY) -m benchmarks.run --full
+
+# The peers (DBOS, LangGraph with its SQLite checkpointer, AWS's testing runner) go into a virtualenv of
+# their own, made here from PyPI, so that they never mix with duragent's dependencies.
+PEERS_VENV := .venv-peers
+PEERS_STAMP := $(PEERS_VENV)/.installed
+$(PEERS_STAMP):
+	python3 -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install -q --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install -q dbos==3.4.0 langgraph==1.2.24 langgraph-checkpoint-sqlite==3.1.2 \
+		aws-durable-execution-sdk-python-testing==1.4.0
+	touch $(PEERS_STAMP)
+
+bench-peers: $(DEV_STAMP) $(PEERS_STAMP)
+	$(PY) -m benchmarks.run --only peers
 
 bench-profile: $(DEV_STAMP)
 	$(PY) -m benchmarks.profile_step

@@ -1,4 +1,6 @@
-"""7. Agents: a 200-turn tool loop on the real anthropic SDK against the fake provider server.
+"""7. Agents: a 200-turn tool loop on the real anthropic SDK against the fake provider server, each
+tool call returning about 1 KB of text (a page of real documentation: Python's standard-library
+docstrings), as a search or file-reading tool would.
 
 Framework overhead per turn = (wall time of the duragent ``Agent`` run, journal included, from
 start to finished execution) - (wall time of the bare SDK sending the very same 200 request bodies,
@@ -28,6 +30,7 @@ import anthropic
 from duragent.agents import Agent
 from duragent.agents.models.anthropic import AnthropicModel
 from duragent.durable import LocalRuntime, Plugin
+from duragent.durable.local.rows import unpack
 from duragent.tools import tool
 from tests.fakes.provider_server import FakeToolCall, FakeUsage, Reply
 
@@ -42,26 +45,51 @@ from ._common import (
 )
 
 TURNS = 200
-SYSTEM = "You are a careful assistant. Use the add tool for every addition; never do arithmetic yourself."
-PROMPT = "Starting from 0, add 1 at a time using the tool until you have done it 199 times, then report."
+PAGE_CHARS = 1024
+SYSTEM = "You are a careful assistant. Read the documentation pages you need with the read_docs tool."
+PROMPT = f"Read documentation pages 1 to {TURNS - 1} one at a time, then say how many you read."
+
+
+def _corpus() -> str:
+    """Real English technical prose: the standard library's class and function docstrings."""
+    import importlib
+    import inspect
+
+    texts = []
+    for name in ("json", "sqlite3", "pathlib", "collections", "itertools", "functools", "re", "datetime",
+                 "argparse", "logging", "subprocess", "threading", "asyncio", "email", "http.client", "csv",
+                 "decimal", "fractions", "statistics", "string", "textwrap", "typing", "dataclasses", "enum",
+                 "heapq", "shutil", "tempfile", "zipfile", "tarfile", "hashlib", "random", "io", "unittest",
+                 "inspect", "ast", "pickle", "calendar", "queue", "socket", "selectors", "contextlib", "weakref"):
+        module = importlib.import_module(name)
+        for attr, obj in sorted(vars(module).items()):
+            if attr.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
+                continue
+            doc = inspect.getdoc(obj) if inspect.isclass(obj) or inspect.isfunction(obj) else None
+            if doc and len(doc) > 200:
+                texts.append(doc)
+    return "\n\n".join(texts)
+
+
+_CORPUS = _corpus()
 
 
 @tool
-def add(a: int, b: int) -> int:
-    """Add two integers.
+def read_docs(page: int) -> str:
+    """Read one page of the documentation.
 
     Args:
-        a: the first number.
-        b: the second number.
+        page: the page number, from 1.
     """
-    return a + b
+    start = (page * PAGE_CHARS) % max(1, len(_CORPUS) - PAGE_CHARS)
+    return _CORPUS[start:start + PAGE_CHARS]
 
 
 def script() -> list[Reply]:
-    replies = [Reply(text="Adding one more.", tool_calls=[FakeToolCall("add", {"a": k - 1, "b": 1}, id=f"toolu_{k:04d}")],
-                     usage=FakeUsage(input_tokens=400 + 60 * k, output_tokens=40))
+    replies = [Reply(text=f"Reading page {k}.", tool_calls=[FakeToolCall("read_docs", {"page": k}, id=f"toolu_{k:04d}")],
+                     usage=FakeUsage(input_tokens=400 + 300 * k, output_tokens=40))
                for k in range(1, TURNS)]
-    replies.append(Reply(text=f"Done: the total is {TURNS - 1}.", usage=FakeUsage(input_tokens=400 + 60 * TURNS,
+    replies.append(Reply(text=f"Done: I read {TURNS - 1} pages.", usage=FakeUsage(input_tokens=400 + 300 * TURNS,
                                                                                    output_tokens=12)))
     return replies
 
@@ -100,7 +128,7 @@ class FakeServer:
 
 def make_agent(server: FakeServer) -> Agent:
     model = AnthropicModel("claude-fake", base_url=server.url, api_key="unused")
-    return Agent(model, tools=[add], system=SYSTEM, max_turns=TURNS)
+    return Agent(model, tools=[read_docs], system=SYSTEM, max_turns=TURNS)
 
 
 def agent_run(server: FakeServer, db: Path, durability: str,
@@ -163,30 +191,26 @@ class SizeSampler(Plugin):
 
 
 def row_bytes_per_turn(db: Path) -> list[int]:
-    """Bytes of operation rows and history events each turn wrote (JSON text, no B-tree overhead)."""
+    """Bytes of journal data each turn wrote, as stored (large rows compressed; no B-tree overhead)."""
     conn = sqlite3.connect(str(db))
     try:
-        ops = conn.execute("SELECT id, data FROM operations ORDER BY seq").fetchall()
-        events = conn.execute("SELECT data FROM events").fetchall()
+        rows = conn.execute("SELECT op, data FROM journal ORDER BY k").fetchall()
     finally:
         conn.close()
-    event_bytes: dict[str, int] = {}
-    for (data,) in events:
-        op_id = json.loads(data).get("Id")
-        if op_id:
-            event_bytes[op_id] = event_bytes.get(op_id, 0) + len(data.encode())
     turns: list[int] = []
-    for op_id, data in ops:
-        name = json.loads(data).get("Name") or ""
-        if ": model call " in name:
+    calls: set[bytes | str] = set()
+    for op, data in rows:
+        # a turn begins with its model call's first row (a slow call's START may have a row of its own)
+        if op is not None and op not in calls and ": model call " in (json.loads(unpack(data)).get("Name") or ""):
+            calls.add(op)
             turns.append(0)
         if turns:
-            turns[-1] += len(data.encode()) + event_bytes.get(op_id, 0)
+            turns[-1] += len(data)
     return turns
 
 
 def run(mode: str, workdir: Path) -> list[Result]:
-    reps = 5 if mode == "quick" else 11
+    reps = 3 if mode == "quick" else 11
     results: list[Result] = []
     server = FakeServer()
     try:
@@ -238,7 +262,7 @@ def run(mode: str, workdir: Path) -> list[Result]:
         shown = min(turn, TURNS - 1)  # turn 200 is the final answer, with no tool call
         results.append(Result("agent", f"store bytes per turn around turn {turn} (turns {a}-{b - 1})", marginal[turn],
                               "B", target=TARGET_AGENT_BYTES,
-                              note=f"rows written at turn {shown}: {rows[shown - 1]} B (operations + events JSON); "
+                              note=f"rows written at turn {shown}: {rows[shown - 1]} B (journal data as stored); "
                                    f"window mean {sum(rows[a - 1:b - 1]) / (b - a):.0f} B"))
     results.append(Result("agent", "store bytes per turn, turns 160-199 / turns 1-40", marginal[200] / marginal[10],
                           "x", target=TARGET_AGENT_FLATNESS,

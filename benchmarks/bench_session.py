@@ -49,11 +49,9 @@ def size(db: Path, conn: sqlite3.Connection) -> int:
 
 
 def row_bytes(conn: sqlite3.Connection, execution_id: str) -> int:
-    ops = conn.execute("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM operations WHERE execution_id = ?",
-                       (execution_id,)).fetchone()[0]
-    events = conn.execute("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM events WHERE execution_id = ?",
-                          (execution_id,)).fetchone()[0]
-    return int(ops) + int(events)
+    stored = conn.execute("SELECT COALESCE(SUM(LENGTH(data) + COALESCE(LENGTH(x), 0)), 0) FROM journal "
+                          "WHERE (k >> 32) = (SELECT num FROM executions WHERE id = ?)", (execution_id,)).fetchone()[0]
+    return int(stored)
 
 
 def run_session(db: Path) -> tuple[list[int], list[int], list[float], int]:

@@ -3,7 +3,11 @@
 M executions of a one-step handler are created first; then 1 or 2 worker subprocesses (already
 imported and connected, waiting on a "go") serve until nothing is runnable. Throughput is M over
 the wall time from "go" to the last worker finishing. Each execution costs a claim, one step
-checkpoint and an end-of-invocation commit."""
+checkpoint and an end-of-invocation commit.
+
+Against DBOS (target: at least 5x its rate): one-step executions started and finished one after
+another in one process (``rt.run``), durability="full", against the same with DBOS on SQLite, in the
+same run, when ``make bench-peers`` has installed the peers."""
 
 from __future__ import annotations
 
@@ -15,7 +19,8 @@ from pathlib import Path
 
 from duragent.durable import LocalRuntime
 
-from ._common import REPO, Result, main, median
+from . import _peers
+from ._common import REPO, TARGET_SHORT_VS_DBOS, Result, main, median
 from ._handlers import short
 
 
@@ -70,6 +75,25 @@ def run(mode: str, workdir: Path) -> list[Result]:
                                   extra={"runs": runs}))
         results.append(Result("throughput", f"{durability}: 2 workers / 1 worker", rates[2] / rates[1], "x",
                               note="scaling on one database"))
+    from .bench_peers import ours_short
+
+    sequential: list[float] = []
+    dbos: list[float] = []
+    for i in range(reps):  # interleaved with DBOS, paired per round
+        sequential.append(ours_short(workdir / f"seq-{i}.db", 200))
+        if _peers.available():
+            dbos.append(_peers.measure("dbos_short", {"count": 200})["per_second"])
+    ours = median(sequential)
+    results.append(Result("throughput", "full, one process, start+run one after another: executions/s", ours,
+                          "exec/s", note=f"200 one-step executions, median of {reps}", extra={"runs": sequential}))
+    if dbos:
+        ratios = [a / b for a, b in zip(sequential, dbos, strict=True)]
+        results.append(Result("throughput", "short executions/s: x DBOS (SQLite, its defaults)", median(ratios), "x",
+                              target=TARGET_SHORT_VS_DBOS, op=">=",
+                              note=f"DBOS {median(dbos):.0f}/s the same way; ratios paired per round",
+                              extra={"dbos": dbos, "ratios": ratios}))
+    else:
+        results.append(Result("throughput", "short executions/s: x DBOS", float("nan"), "x", note=_peers.MISSING))
     return results
 
 

@@ -21,7 +21,8 @@ from typing import Any
 
 from ._common import REPO, RESULTS, scratch_root
 
-BENCHMARKS = ["floor", "step", "replay", "suspended", "timer", "throughput", "agent", "async", "cost", "session"]
+BENCHMARKS = ["floor", "step", "replay", "suspended", "timer", "throughput", "agent", "async", "cost", "session", "startup"]
+OPTIONAL = ["peers"]  # `make bench-peers`: needs .venv-peers
 
 
 def machine() -> dict[str, Any]:
@@ -65,7 +66,7 @@ def run_one(name: str, mode: str) -> tuple[list[dict[str, Any]], float, str | No
 
 
 def _fmt(value: float | None, unit: str = "") -> str:
-    if value is None:
+    if value is None or value != value:  # None or NaN: not measured
         return "-"
     if abs(value) >= 1000:
         text = f"{value:,.0f}"
@@ -99,7 +100,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="bigger sizes and more repetitions")
-    parser.add_argument("--only", nargs="*", choices=BENCHMARKS, help="run only these")
+    parser.add_argument("--only", nargs="*", choices=BENCHMARKS + OPTIONAL, help="run only these")
     parser.add_argument("--out", default=str(RESULTS / "latest.json"))
     args = parser.parse_args()
     mode = "full" if args.full else "quick"

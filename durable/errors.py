@@ -217,6 +217,16 @@ class ReplayFrontier(BaseException):  # noqa: N818 - a signal, not an error
         self.what = what
 
 
+class UnreadableOperation(BaseException):  # noqa: N818 - a signal, not an error
+    """A stored operation that replay reached does not read back (a damaged row). Not an
+    Exception, so that neither user code nor the failure path turns it into a failed execution:
+    the runtime sets the execution aside with the reason (``cause``) and retries it later."""
+
+    def __init__(self, op_id: str, cause: BaseException) -> None:
+        super().__init__(f"operation {op_id[:16]}… does not read back: {type(cause).__name__}: {cause}")
+        self.cause = cause
+
+
 class SuspendExecution(BaseException):  # noqa: N818 - a signal, not an error
     """Raised to end the invocation with PENDING. Not an Exception on purpose."""
 

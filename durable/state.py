@@ -3,19 +3,26 @@
 Updates are either *async* (queued: an at-least-once START, a CONTEXT START) or *sync* (flushed
 now, together with everything queued). So an at-least-once step costs one checkpoint call: its
 START rides with its SUCCEED.
+
+Operations may arrive unparsed (the local store hands over rows with a ``load()``): they are parsed
+when the handler reaches them, one at a time, and not kept parsed, so replaying 100,000 steps
+neither waits for 100,000 models to be built nor holds them.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .backend import DurableService
-from .errors import ReplayFrontier, SuspendExecution
+from .errors import ReplayFrontier, SuspendExecution, UnreadableOperation
 from .live import LiveEvents
 from .model import MAX_BATCH_BYTES, MAX_BATCH_UPDATES, Operation, OperationUpdate
 
@@ -26,13 +33,73 @@ START_FLUSH_DELAY = 0.1
 costs one commit, a slow one shows up as started while it runs (and a crash leaves it visible)."""
 
 
+def _loaded(op: Any) -> Operation:
+    if isinstance(op, Operation):
+        return op
+    try:
+        return op.load()  # type: ignore[no-any-return]
+    except Exception as exc:  # a damaged row: the execution is set aside, not failed
+        raise UnreadableOperation(str(op[0]), exc) from exc
+
+
+class Operations(dict[str, Operation]):
+    """Operations by id; a value may be a stored operation that is parsed on each access (and not
+    kept parsed: see the module docstring). Membership, ``len`` and iteration over ids parse nothing."""
+
+    def __getitem__(self, op_id: str) -> Operation:
+        return _loaded(super().__getitem__(op_id))
+
+    def get(self, op_id: str, default: Any = None) -> Any:
+        op = super().get(op_id)
+        return default if op is None else _loaded(op)
+
+    def values(self) -> Iterator[Operation]:  # type: ignore[override]
+        return (_loaded(op) for op in super().values())
+
+    def items(self) -> Iterator[tuple[str, Operation]]:  # type: ignore[override]
+        return ((op_id, _loaded(op)) for op_id, op in super().items())
+
+
+class _FlushTimer:
+    """One thread per process flushes queued STARTs whose deadline passed, for every execution
+    state (an invocation starts no thread of its own)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, weakref.ref[ExecutionState]]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def schedule(self, state: ExecutionState, deadline: float) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (deadline, next(self._order), weakref.ref(state)))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, daemon=True, name="duragent-flush")
+                self._thread.start()
+            elif self._heap[0][2]() is state:
+                self._cond.notify()  # a new earliest deadline
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    self._cond.wait(None if not self._heap else self._heap[0][0] - time.monotonic())
+                _, _, ref = heapq.heappop(self._heap)
+            state = ref()
+            if state is not None:
+                state._deadline_passed()
+
+
+_TIMER = _FlushTimer()
+
+
 class ExecutionState:
     def __init__(self, *, arn: str, token: str, operations: list[Operation], service: DurableService,
                  now: Callable[[], float], hooks: Any = None) -> None:
         self.arn = arn
         self.execution_id = arn.rsplit("/", 1)[-1]
         self.token: str | None = token
-        self.operations: dict[str, Operation] = {op.Id: op for op in operations}
+        self.operations: dict[str, Operation] = Operations((op.Id, op) for op in operations)
         self.service = service
         self.now = now
         self.hooks = hooks
@@ -41,9 +108,7 @@ class ExecutionState:
         self._pending: list[OperationUpdate] = []
         self._lock = threading.RLock()
         self.checkpoint_calls = 0
-        self._cond = threading.Condition()
         self._deadline: float | None = None
-        self._flusher: threading.Thread | None = None
         self._closed = False
         self._background_error: BaseException | None = None
         self._live: LiveEvents | None = None
@@ -76,27 +141,20 @@ class ExecutionState:
             self._arm(flush_after)
 
     def _arm(self, delay: float) -> None:
-        with self._cond:
+        with self._lock:
+            if self._closed or self._deadline is not None:
+                return  # already armed: nothing to do per step
+            self._deadline = time.monotonic() + delay
+        _TIMER.schedule(self, self._deadline)
+
+    def _deadline_passed(self) -> None:
+        """Called by the flush timer: flush what is still queued."""
+        with self._lock:
             if self._closed:
                 return
-            if self._deadline is not None:
-                return  # already armed: the flusher wakes by itself, no thread switch per step
-            self._deadline = time.monotonic() + delay
-            if self._flusher is None:
-                self._flusher = threading.Thread(target=self._flush_in_background, daemon=True,
-                                                 name="duragent-flush")
-                self._flusher.start()
-            self._cond.notify()
-
-    def _flush_in_background(self) -> None:
-        while True:
-            with self._cond:
-                while not self._closed and (self._deadline is None or self._deadline > time.monotonic()):
-                    timeout = None if self._deadline is None else self._deadline - time.monotonic()
-                    self._cond.wait(timeout)
-                if self._closed:
-                    return
-                self._deadline = None
+            self._deadline = None
+            if not self._pending:
+                return
             try:
                 self.flush()
             except BaseException as exc:  # surfaced to the handler thread at its next checkpoint
@@ -104,12 +162,9 @@ class ExecutionState:
                 log.debug("background flush failed", exc_info=True)
 
     def close(self) -> None:
-        """Stop the background flusher (queued updates stay queued)."""
-        with self._cond:
+        """Stop flushing in the background (queued updates stay queued)."""
+        with self._lock:
             self._closed = True
-            self._cond.notify()
-        if self._flusher is not None and self._flusher is not threading.current_thread():
-            self._flusher.join(timeout=5)
 
     def checkpoint(self, *updates: OperationUpdate) -> None:
         """Persist ``updates`` (and everything queued) before returning."""
@@ -129,6 +184,11 @@ class ExecutionState:
                 self._send(batch)
 
     def _take_batch(self) -> list[OperationUpdate]:
+        pending = self._pending
+        if len(pending) <= 2 and not any(u.Payload and len(u.Payload) > _SMALL for u in pending) and \
+                not any(u.Error for u in pending):
+            self._pending = []  # the common batch: a START and its SUCCEED, well under every limit
+            return pending
         batch: list[OperationUpdate] = []
         size = 0
         while self._pending and len(batch) < MAX_BATCH_UPDATES:
@@ -155,6 +215,9 @@ class ExecutionState:
     def merge(self, operations: list[Operation]) -> None:
         for op in operations:
             self.operations[op.Id] = op
+
+
+_SMALL = MAX_BATCH_BYTES // 8
 
 
 def _approximate_size(update: OperationUpdate) -> int:

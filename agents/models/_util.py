@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import weakref
 from asyncio import AbstractEventLoop, get_running_loop
@@ -13,6 +14,14 @@ from typing import Any
 from ..errors import ModelConfigurationError, ModelResponseError
 from ..messages import ModelResponse
 from ._errors import NORMALIZATION_ERRORS
+
+
+def require_sdk(module: str, *, provider: str, extra: str | None = None) -> None:
+    """Fail now if the SDK is missing, without importing it: a worker that only replays never pays
+    for importing a vendor SDK (``import_sdk`` brings it in at the first model call)."""
+    if importlib.util.find_spec(module) is None:
+        hint = f"pip install 'duragent[{extra}]'" if extra else f"pip install {module}"
+        raise ModelConfigurationError(f"{provider} models need the {module!r} package: {hint}", provider=provider)
 
 
 def import_sdk(module: str, *, provider: str, extra: str | None = None) -> ModuleType:

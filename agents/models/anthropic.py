@@ -1,7 +1,8 @@
 """Anthropic Messages API adapter (``anthropic:NAME``).
 
-The SDK is imported when a model is built, never at ``import agents``. Its own retries are off
-(``max_retries=0``): every attempt is a durable step attempt that the journal counts and backs off.
+The SDK is imported at the first model call, never at ``import agents`` nor when a model is built
+(a worker that only replays never imports it). Its own retries are off (``max_retries=0``): every
+attempt is a durable step attempt that the journal counts and backs off.
 ``request`` uses ``anthropic.Anthropic``; ``arequest`` (async handlers) ``anthropic.AsyncAnthropic``,
 one per event loop, built with the same settings on first use.
 """
@@ -9,7 +10,6 @@ one per event loop, built with the same settings on first use.
 from __future__ import annotations
 
 import os
-from functools import partial
 from typing import Any
 
 from duragent.durable.flow import emit
@@ -26,7 +26,7 @@ from ..messages import (
     Usage,
 )
 from ._errors import translated_sdk_errors
-from ._util import LoopClients, client_kwargs, import_sdk, normalized, settings_of
+from ._util import LoopClients, client_kwargs, import_sdk, normalized, require_sdk, settings_of
 from .anthropic_cache import PromptCaching, caching_of, place_cache_breakpoints
 from .base import AsyncTextCallback, TextCallback
 
@@ -63,14 +63,29 @@ class AnthropicModel:
                  base_url: str | None = None, prompt_cache: PromptCaching | bool | None = True) -> None:
         self.name = name
         self.prompt_cache = caching_of(prompt_cache)
-        self._sdk = import_sdk("anthropic", provider=PROVIDER, extra="anthropic")
+        # the SDK's presence and the credentials are checked now; the SDK is imported, and the
+        # client made, at the first model call (a worker that only replays never imports it)
+        require_sdk("anthropic", provider=PROVIDER, extra="anthropic")
+        self._sdk_module: Any = None
         if client is None:
             self._settings = self._client_settings(api_key=api_key, base_url=base_url)
-            client = self._sdk.Anthropic(**self._settings)
         else:  # async clients take the given client's settings
             self._settings = settings_of(client, "api_key", "auth_token", "base_url", "max_retries", "timeout")
-        self._client = client
-        self._async_clients = LoopClients(partial(self._sdk.AsyncAnthropic, **self._settings), async_client)
+        self._ready_client = client
+        # built on first use in each event loop (the SDK imported then, not here)
+        self._async_clients = LoopClients(lambda: self._sdk.AsyncAnthropic(**self._settings), async_client)
+
+    @property
+    def _sdk(self) -> Any:
+        if self._sdk_module is None:
+            self._sdk_module = import_sdk("anthropic", provider=PROVIDER, extra="anthropic")
+        return self._sdk_module
+
+    @property
+    def _client(self) -> Any:
+        if self._ready_client is None:
+            self._ready_client = self._sdk.Anthropic(**self._settings)
+        return self._ready_client
 
     def _client_settings(self, *, api_key: str | None, base_url: str | None) -> dict[str, Any]:
         has_env_credential = any(os.environ.get(var) for var in CREDENTIAL_ENV)

@@ -1,8 +1,9 @@
 """OpenAI Chat Completions adapter (``openai:NAME``), which also speaks to any OpenAI-compatible
 server (vLLM, Ollama, llama.cpp, ...) through ``OPENAI_BASE_URL`` or ``base_url=``.
 
-The SDK is imported when a model is built, never at ``import agents``. Its own retries are off
-(``max_retries=0``): every attempt is a durable step attempt that the journal counts and backs off.
+The SDK is imported at the first model call, never at ``import agents`` nor when a model is built
+(a worker that only replays never imports it). Its own retries are off (``max_retries=0``): every
+attempt is a durable step attempt that the journal counts and backs off.
 ``request`` uses ``openai.OpenAI``; ``arequest`` (async handlers) ``openai.AsyncOpenAI``, one per
 event loop, built with the same settings on first use.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-from functools import partial
 from typing import Any
 
 from duragent.durable.flow import emit
@@ -28,7 +28,15 @@ from ..messages import (
     Usage,
 )
 from ._errors import NORMALIZATION_ERRORS, translated_sdk_errors
-from ._util import LoopClients, client_kwargs, import_sdk, normalized, parse_arguments, settings_of
+from ._util import (
+    LoopClients,
+    client_kwargs,
+    import_sdk,
+    normalized,
+    parse_arguments,
+    require_sdk,
+    settings_of,
+)
 from .base import AsyncTextCallback, TextCallback
 
 PROVIDER = "openai"
@@ -61,15 +69,30 @@ class OpenAIModel:
     def __init__(self, name: str, *, client: Any = None, async_client: Any = None, api_key: str | None = None,
                  base_url: str | None = None) -> None:
         self.name = name
-        self._sdk = import_sdk("openai", provider=PROVIDER, extra="openai")
+        # the SDK's presence and the credentials are checked now; the SDK is imported, and the
+        # client made, at the first model call (a worker that only replays never imports it)
+        require_sdk("openai", provider=PROVIDER, extra="openai")
+        self._sdk_module: Any = None
         if client is None:
             self._settings = self._client_settings(api_key=api_key, base_url=base_url)
-            client = self._sdk.OpenAI(**self._settings)
         else:  # async clients take the given client's settings
             self._settings = settings_of(client, "api_key", "organization", "project", "base_url", "max_retries",
                                          "timeout")
-        self._client = client
-        self._async_clients = LoopClients(partial(self._sdk.AsyncOpenAI, **self._settings), async_client)
+        self._ready_client = client
+        # built on first use in each event loop (the SDK imported then, not here)
+        self._async_clients = LoopClients(lambda: self._sdk.AsyncOpenAI(**self._settings), async_client)
+
+    @property
+    def _sdk(self) -> Any:
+        if self._sdk_module is None:
+            self._sdk_module = import_sdk("openai", provider=PROVIDER, extra="openai")
+        return self._sdk_module
+
+    @property
+    def _client(self) -> Any:
+        if self._ready_client is None:
+            self._ready_client = self._sdk.OpenAI(**self._settings)
+        return self._ready_client
 
     def _client_settings(self, *, api_key: str | None, base_url: str | None) -> dict[str, Any]:
         custom_endpoint = base_url is not None or bool(os.environ.get("OPENAI_BASE_URL"))

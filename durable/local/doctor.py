@@ -2,8 +2,9 @@
 
 Two kinds of check. SQLite's own (``PRAGMA integrity_check``: every page, index and constraint)
 finds a damaged file. Ours find a store that SQLite thinks is fine but duragent cannot trust: an
-ended execution without its final history event, a gap in an execution's events, an operation row
-that does not read back, a lease or a timer that contradicts the execution it belongs to. The store
+ended execution without its final history event, a gap in an execution's journal rows, an
+operation row that does not read back, a lease or a timer that contradicts the execution it
+belongs to. The store
 is opened read-only and never changed.
 
 What no check can see: SQLite ignores a damaged write-ahead log from the first bad frame on, so the
@@ -16,6 +17,7 @@ import json
 import os
 import sqlite3
 import stat
+import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,9 +25,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..model import Operation
 from .faults import describe_store_error
-from .store import SCHEMA_NAME, SCHEMA_VERSION, open_in_this_process
+from .history import TYPES
+from .rows import op_id_of, parse, unpack
+from .store import POSITION_BITS, SCHEMA_NAME, SCHEMA_VERSION, open_in_this_process
+from .writes import is_pending
 
 FINAL_EVENTS = {"SUCCEEDED": "ExecutionSucceeded", "FAILED": "ExecutionFailed", "TIMED_OUT": "ExecutionTimedOut",
                 "STOPPED": "ExecutionStopped"}
@@ -122,7 +126,7 @@ def _said(exc: sqlite3.Error) -> str:
 
 def _examine(report: DoctorReport, conn: sqlite3.Connection) -> None:
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if not {"meta", "executions", "operations", "events"} <= tables:
+    if not {"meta", "executions", "journal"} <= tables:
         report.add("damage", "schema", f"not a duragent store: it has the tables {sorted(tables)[:8]}")
         return
     meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
@@ -133,8 +137,7 @@ def _examine(report: DoctorReport, conn: sqlite3.Connection) -> None:
     executions = {row["id"]: row for row in _rows(conn, "SELECT * FROM executions")}
     report.counts["executions"] = len(executions)
     _check_executions(report, executions)
-    _check_events(report, conn, executions)
-    _check_operations(report, conn, executions)
+    _check_journal(report, conn, executions)
 
 
 def _rows(conn: sqlite3.Connection, sql: str, *args: Any) -> Iterator[dict[str, Any]]:
@@ -177,91 +180,114 @@ def _check_executions(report: DoctorReport, executions: dict[str, dict[str, Any]
                     report.add("damage", "executions", f"its {column} is not JSON", eid)
 
 
-def _check_events(report: DoctorReport, conn: sqlite3.Connection, executions: dict[str, dict[str, Any]]) -> None:
-    seen: set[str] = set()
-    total = 0
-    for row in _rows(conn, "SELECT execution_id, COUNT(*) AS n, MIN(event_id) AS first, MAX(event_id) AS last "
-                           "FROM events GROUP BY execution_id"):
-        eid = row["execution_id"]
-        seen.add(eid)
-        total += row["n"]
-        execution = executions.get(eid)
-        if execution is None:
-            report.add("damage", "events", f"{row['n']} events of execution {eid}, which is not in the store")
-            continue
-        expected = execution["event_seq"]
-        if (row["first"], row["last"], row["n"]) != (1, expected, expected):
-            report.add("damage", "events", f"events {row['first']}..{row['last']} ({row['n']} rows) where the "
-                       f"execution counts 1..{expected}: history has a gap or lost its tail", eid)
-    report.counts["events"] = total
-    for eid in executions.keys() - seen:
-        report.add("damage", "events", "the execution has no history events at all", eid)
-    finals: dict[str, set[str]] = {}
-    for row in conn.execute("SELECT execution_id, data FROM events WHERE instr(data, '\"EventType\":\"Execution') > 0"):
-        try:
-            event_type = json.loads(row[1]).get("EventType")
-        except ValueError:
-            report.add("damage", "events", "a history event is not JSON", row[0])
-            continue
-        finals.setdefault(row[0], set()).add(str(event_type))
-    for eid, e in executions.items():
-        if _limited(report, "final events"):
-            break
-        types = finals.get(eid, set())
-        if "ExecutionStarted" not in types:
-            report.add("damage", "final events", "no ExecutionStarted event", eid)
-        final = FINAL_EVENTS.get(e["status"])
-        ended = types & set(FINAL_EVENTS.values())
-        if final is not None and final not in types:
-            report.add("damage", "final events", f"{e['status']} but its history has no {final} event", eid)
-        elif final is None and ended:
-            report.add("damage", "final events", f"RUNNING but its history ended it ({', '.join(sorted(ended))})",
-                       eid)
+class _Journal:
+    """What the scan of one execution's journal rows found (its rows are contiguous, in key order)."""
+
+    def __init__(self, execution: dict[str, Any] | None) -> None:
+        self.execution = execution
+        self.position = 0
+        self.types: set[str] = set()
+        """The execution-level event types of its history (ExecutionStarted included)."""
+        self.latest: dict[str | bytes, dict[str, Any]] = {}
+        """Each operation's latest row."""
+        self.has_root = False
 
 
-def _check_operations(report: DoctorReport, conn: sqlite3.Connection,
-                      executions: dict[str, dict[str, Any]]) -> None:
-    total = 0
-    has_root: set[str] = set()
-    max_seq: dict[str, int] = {}
-    for row in _rows(conn, "SELECT * FROM operations"):
+def _check_journal(report: DoctorReport, conn: sqlite3.Connection, executions: dict[str, dict[str, Any]]) -> None:
+    """Every row reads back; an execution's rows are numbered 1, 2, 3... with no gap; every ended
+    execution has its final event; only an operation's latest row is pending or has a timer; a
+    waiting operation has the timer or callback id that ends it."""
+    by_num = {int(e["num"]): e for e in executions.values()}
+    scans: dict[int, _Journal] = {}
+    total = events = 0
+    for row in _rows(conn, "SELECT * FROM journal ORDER BY k"):
         total += 1
-        eid = row["execution_id"]
-        execution = executions.get(eid)
-        if execution is None:
-            if not _limited(report, "operations"):
-                report.add("damage", "operations", f"operation {row['id'][:16]}… of execution {eid}, which is not "
-                           "in the store")
+        num, position = row["k"] >> POSITION_BITS, row["k"] & ((1 << POSITION_BITS) - 1)
+        scan = scans.get(num)
+        if scan is None:
+            scan = scans[num] = _Journal(by_num.get(num))
+            if scan.execution is None:
+                report.add("damage", "journal", f"journal rows of execution number {num}, which is not in the store")
+        if scan.execution is None:
             continue
-        max_seq[eid] = max(max_seq.get(eid, 0), row["seq"])
-        if row["id"] == eid:
-            has_root.add(eid)
-        try:
-            op = Operation.model_validate_json(row["data"])
-        except (ValidationError, ValueError) as exc:
-            if not _limited(report, "operations"):
-                report.add("damage", "operations", f"operation {row['id'][:16]}… does not read back "
-                           f"({str(exc).splitlines()[0]})", eid)
+        eid = scan.execution["id"]
+        if position != scan.position + 1 and not _limited(report, "journal"):
+            report.add("damage", "journal", f"rows {scan.position + 1}..{position - 1} are missing: history has "
+                       "a gap", eid)
+        scan.position = position
+        if row["op"] is None:
+            events += 1
+            try:
+                event = json.loads(unpack(row["data"]))
+                scan.types.add(str(event.get("EventType")))
+            except (ValueError, AttributeError, zlib.error):
+                report.add("damage", "journal", f"history event {position} does not read back", eid)
             continue
-        if (op.Type.value, op.Status.value) != (row["type"], row["status"]):
-            report.add("damage", "operations", f"operation {row['id'][:16]}… is {op.Type.value} {op.Status.value} "
-                       f"in its data but {row['type']} {row['status']} in its columns", eid)
-        _check_timer(report, execution, row, op)
-    report.counts["operations"] = total
+        codes = row["ev"] or ""
+        events += len(codes)
+        unknown = set(codes) - TYPES.keys()
+        if unknown:
+            report.add("damage", "journal", f"row {position} has unknown event codes {''.join(sorted(unknown))!r}",
+                       eid)
+        if "E" in codes:
+            scan.types.add("ExecutionStarted")
+        if op_id_of(row["op"]) == eid:
+            scan.has_root = True
+        previous = scan.latest.get(row["op"])
+        if previous is not None and (previous["pending"] or previous["due_at"] is not None) \
+                and not _limited(report, "timers"):
+            report.add("damage", "timers", f"row {previous['k'] & ((1 << POSITION_BITS) - 1)} is no longer its "
+                       "operation's latest but is still pending or has a timer", eid)
+        scan.latest[row["op"]] = row
+    report.counts["journal rows"] = total
+    report.counts["events"] = events
     for eid, e in executions.items():
-        if eid not in has_root and not _limited(report, "operations"):
-            report.add("damage", "operations", "its EXECUTION operation (the input) is missing", eid)
-        if max_seq.get(eid, 0) > e["op_seq"]:
-            report.add("damage", "operations", f"operation sequence {max_seq[eid]} beyond the execution's "
-                       f"counter {e['op_seq']}", eid)
+        scan = scans.get(int(e["num"]))
+        if scan is None:
+            report.add("damage", "journal", "the execution has no history events at all", eid)
+            continue
+        _check_ends(report, e, scan)
+        for row in scan.latest.values():
+            _check_operation(report, e, row)
 
 
-def _check_timer(report: DoctorReport, execution: dict[str, Any], row: dict[str, Any], op: Operation) -> None:
-    """A waiting operation of a running execution must have the timer that will complete it."""
+def _check_ends(report: DoctorReport, e: dict[str, Any], scan: _Journal) -> None:
+    eid = e["id"]
+    if _limited(report, "final events"):
+        return
+    if not scan.has_root:
+        report.add("damage", "journal", "its EXECUTION operation (the input) is missing", eid)
+    if "ExecutionStarted" not in scan.types:
+        report.add("damage", "final events", "no ExecutionStarted event", eid)
+    final = FINAL_EVENTS.get(e["status"])
+    ended = scan.types & set(FINAL_EVENTS.values())
+    if final is not None and final not in scan.types:
+        report.add("damage", "final events", f"{e['status']} but its history has no {final} event", eid)
+    elif final is None and ended:
+        report.add("damage", "final events", f"RUNNING but its history ended it ({', '.join(sorted(ended))})", eid)
+
+
+def _check_operation(report: DoctorReport, execution: dict[str, Any], row: dict[str, Any]) -> None:
+    """An operation's latest row reads back, is pending exactly when its state awaits the service,
+    and a waiting operation of a running execution has the timer that will complete it."""
+    eid = execution["id"]
+    op_id = op_id_of(row["op"])
+    try:
+        op = parse(op_id, str(row["type"]), str(row["status"]), unpack(row["data"]))
+    except (ValidationError, ValueError, zlib.error) as exc:
+        if not _limited(report, "operations"):
+            report.add("damage", "operations", f"operation {op_id[:16]}… does not read back "
+                       f"({str(exc).splitlines()[0]})", eid)
+        return
+    name = f"{op.Type.value} {op.Name or op_id[:16]!r}"
+    running = execution["status"] == "RUNNING"
+    if running and bool(row["pending"]) != is_pending(op.Type.value, op.Status.value) \
+            and not _limited(report, "operations"):
+        report.add("damage", "operations", f"{name} is {op.Status.value} but "
+                   f"{'marked' if row['pending'] else 'not marked'} pending", eid)
     if _limited(report, "timers"):
         return
-    eid, running, due = execution["id"], execution["status"] == "RUNNING", row["due_at"]
-    name = f"{op.Type.value} {op.Name or row['id'][:16]!r}"
+    due = row["due_at"]
     if not running:
         if due is not None:
             report.add("warning", "timers", f"{name} of an ended execution still has a timer", eid)

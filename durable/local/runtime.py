@@ -8,6 +8,7 @@ until the next due timer (or until poked).
 from __future__ import annotations
 
 import builtins
+import functools
 import hashlib
 import inspect
 import json
@@ -27,6 +28,7 @@ from ..errors import (
     RetryableCheckpointError,
     SerializationError,
     StoreError,
+    UnreadableOperation,
     UsageError,
 )
 from ..events import EventStream
@@ -86,8 +88,30 @@ class ExecutionInfo:
         return dict(self.__dict__)
 
 
+def _once_per_function(compute: Callable[[Callable[..., Any]], str | None]) -> Callable[[Callable[..., Any]], str | None]:
+    """Remember ``compute(fn)`` per function (a bounded number of them; unhashable callables are
+    simply computed each time)."""
+    cache: dict[Callable[..., Any], str | None] = {}
+
+    @functools.wraps(compute)
+    def remembered(fn: Callable[..., Any]) -> str | None:
+        try:
+            return cache[fn]
+        except KeyError:
+            value = compute(fn)
+            if len(cache) < 1024:
+                cache[fn] = value
+            return value
+        except TypeError:
+            return compute(fn)
+
+    return remembered
+
+
+@_once_per_function
 def handler_target(fn: Callable[..., Any]) -> str | None:
-    """An import reference another process can load: ``module:qualname`` or ``file.py:name``."""
+    """An import reference another process can load: ``module:qualname`` or ``file.py:name``
+    (worked out once per function: it may read the file system)."""
     inner = fn.fn if isinstance(fn, DurableFunction) else fn
     module = getattr(inner, "__module__", None)
     qualname = getattr(inner, "__qualname__", "")
@@ -109,9 +133,11 @@ def handler_target(fn: Callable[..., Any]) -> str | None:
     return f"{Path(path).resolve()}:{attr}"
 
 
+@_once_per_function
 def handler_version(fn: Callable[..., Any]) -> str | None:
     """A content hash of the handler's module source, recorded with each execution so that the
-    code an execution started on can be told apart from the code now deployed."""
+    code an execution started on can be told apart from the code now deployed (hashed once per
+    function and process: the source of loaded code does not change under it)."""
     inner = fn.fn if isinstance(fn, DurableFunction) else fn
     try:
         source = inspect.getsource(inspect.getmodule(inner) or inner)
@@ -143,6 +169,7 @@ class LocalRuntime(AsyncRuntime):
         """Seconds before an invocation that could not checkpoint (the store was unusable) is retried."""
         self.service.resolve_function = self._resolvable
         self._functions: dict[str, Callable[..., Any]] = {}
+        self._targets: dict[str, Callable[..., Any]] = {}
         self._wake = WakeSignal()
         for name, fn in (functions.items() if isinstance(functions, dict) else
                          ((function_name(f), f) for f in functions or [])):
@@ -166,7 +193,10 @@ class LocalRuntime(AsyncRuntime):
         if fn is not None:
             return fn
         if target:
-            return resolve_target(target)
+            fn = self._targets.get(target)
+            if fn is None:
+                fn = self._targets[target] = resolve_target(target)  # imported once, not per invocation
+            return fn
         raise HandlerNotFoundError(f"no handler registered for function {function!r}; register it with "
                                    "LocalRuntime(functions=[...]) or @durable_function")
 
@@ -409,6 +439,9 @@ class LocalRuntime(AsyncRuntime):
                                     hooks=Hooks(plugins) if plugins else None)
         except InvalidCheckpointTokenError:
             log.warning("invocation of %s lost its lease to another worker; abandoning it", invocation.execution_id)
+            return
+        except UnreadableOperation as exc:  # replay reached a damaged row: set aside, never failed
+            self._stall(invocation, exc.cause)
             return
         except RetryableCheckpointError as exc:
             log.warning("invocation of %s could not checkpoint (%s); it will be retried", invocation.execution_id,

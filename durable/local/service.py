@@ -12,7 +12,9 @@ import hashlib
 import json
 import logging
 import sqlite3
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -43,23 +45,42 @@ from ..model import (
     OperationUpdate,
 )
 from . import history as H
-from .store import OpRow, Store, Tx
-from .transitions import apply_update, callback_due
+from .rows import StoredOperation, op_id_of, op_key, unpack
+from .store import JournalRow, Store, Tx, key_range
+from .transitions import apply_update, callback_due, merged_start, succeed_step
 from .validation import validate_batch
-from .writes import Batch, has_stored_payloads, load_operation
+from .writes import Batch, load_operation, stored_operation
+
+_RUNNING = ExecutionStatus.RUNNING.value
 
 log = logging.getLogger("duragent.durable.local")
 
 
-def encode_token(execution_id: str, seq: int, version: int) -> str:
-    """Opaque to clients (base64, as AWS's); inside: which execution, which turn, what it has seen."""
-    return base64.b64encode(f"{execution_id}:{seq}:{version}".encode()).decode()
+_ISSUED: OrderedDict[str, tuple[str, int, int, int]] = OrderedDict()
+"""The last tokens this process issued, decoded: the checkpoint that uses one need not decode it."""
 
 
-def decode_token(token: str) -> tuple[str, int, int]:
+def encode_token(execution_id: str, num: int, invocation: int, key: int) -> str:
+    """Opaque to clients (base64, as AWS's); inside: which execution, which invocation, and the last
+    journal row the invocation has seen (its own last write, or the journal's end at claim)."""
+    token = base64.b64encode(f"{execution_id}:{num}:{invocation}:{key}".encode()).decode()
+    _ISSUED[token] = (execution_id, num, invocation, key)
+    if len(_ISSUED) > 256:
+        try:
+            _ISSUED.popitem(last=False)
+        except KeyError:  # another thread emptied it meanwhile
+            pass
+    return token
+
+
+def decode_token(token: str) -> tuple[str, int, int, int]:
+    """(execution id, execution number, invocation, last journal key seen)."""
+    known = _ISSUED.get(token)
+    if known is not None:
+        return known
     try:
-        execution_id, seq, version = base64.b64decode(token.encode(), validate=True).decode().split(":")
-        return execution_id, int(seq), int(version)
+        execution_id, num, invocation, key = base64.b64decode(token.encode(), validate=True).decode().split(":")
+        return execution_id, int(num), int(invocation), int(key)
     except Exception:
         raise InvalidCheckpointTokenError(f"Invalid checkpoint token: {token[:40]!r}") from None
 
@@ -111,6 +132,14 @@ class Invocation:
     target: str | None
     input: InvocationInput
     started_at: float
+    num: int = 0
+    """The execution's number in the store (its journal keys' prefix)."""
+    number: int = 0
+    """Which invocation of the execution this is (1, 2, ...)."""
+
+
+_KNOWN_LIMIT = 64
+"""Invocations whose operation index a service keeps at most (one per invocation running, normally)."""
 
 
 class LocalService:
@@ -121,6 +150,13 @@ class LocalService:
         """Set by the runtime: which functions a chained invoke can start."""
         self.live: LiveHub | None = None
         """Set by the runtime: the live channel to this store's followers (durable/live.py)."""
+        self._known_lock = threading.Lock()
+        self._known: dict[tuple[int, int], dict[str, tuple[int, str]]] = {}
+        """Per invocation claimed here ((execution number, invocation number)): each operation's id ->
+        (key of its latest journal row, type). Read at claim, kept current by the invocation's own
+        checkpoints and by the rows others append (each checkpoint reads those first), so a
+        checkpoint finds the operations it touches without an index on operation ids: a new step
+        costs no lookup at all, and the journal no index page per row."""
 
     # -- executions ---------------------------------------------------------------------------
     def start_execution(self, *, function: str, target: str | None, input_json: str, execution_id: str | None,
@@ -151,24 +187,20 @@ class LocalService:
         name = name or execution_id
         op = Operation(Id=execution_id, Name=name, Type=OperationType.EXECUTION, Status=OperationStatus.STARTED,
                        StartTimestamp=now, ExecutionDetails=ExecutionDetails(InputPayload=input_json))
-        tx.insert_execution({"id": execution_id, "function": function, "target": target, "name": name,
-                             "input": input_json, "status": ExecutionStatus.RUNNING.value, "started_at": now,
-                             "version": 1, "event_seq": 1, "op_seq": 1, "runnable": 1,
-                             "parent_execution": parent[0] if parent else None,
-                             "parent_operation": parent[1] if parent else None, "tenant_id": tenant_id,
-                             "timeout_at": now + timeout_seconds if timeout_seconds else None,
-                             "info": json.dumps(info) if info else None})
-        tx.put_operations([OpRow(execution_id, execution_id, 1, 1, op.Type.value, op.Status.value, None, None,
-                                 None, None, op.model_dump_json(exclude_none=True))])
-        details: dict[str, Any] = {"Input": H.stored_payload(input_json, "operation")}
-        if timeout_seconds:
-            details["ExecutionTimeout"] = timeout_seconds
-        started = H.with_details(H.base_event("ExecutionStarted", None, now), details)
-        started.update({"EventId": 1, "Id": execution_id, "Name": name})
-        tx.add_events(execution_id, [(1, H.compact(started, 1, op))])
+        execution: dict[str, Any] = {"id": execution_id, "function": function, "target": target, "name": name,
+                     "input": input_json, "status": ExecutionStatus.RUNNING.value, "started_at": now, "runnable": 1,
+                     "parent_execution": parent[0] if parent else None,
+                     "parent_operation": parent[1] if parent else None, "tenant_id": tenant_id,
+                     "timeout_at": now + timeout_seconds if timeout_seconds else None,
+                     "info": json.dumps(info) if info else None}
+        execution["num"] = tx.insert_execution(execution)
+        batch = Batch(tx, execution, now, key_range(execution["num"])[0])
+        extra = {"ExecutionStarted": {"ExecutionTimeout": timeout_seconds}} if timeout_seconds else None
+        batch.put(op, None, H.codes("ExecutionStarted"), extra=extra)
+        batch.flush()
 
     def execution(self, execution_id: str) -> dict[str, Any]:
-        with self.store.transaction(write=False) as tx:
+        with self.store.reading() as tx:
             row = tx.execution(execution_id)
         if row is None:
             raise ExecutionNotFoundError(f"no execution {execution_id!r} in {self.store.path}; "
@@ -176,49 +208,62 @@ class LocalService:
         return row
 
     def history(self, execution_id: str) -> list[dict[str, Any]]:
-        """Events as GetDurableExecutionHistory returns them: identities and payloads put back."""
-        execution = self.execution(execution_id)
-        with self.store.transaction(write=False) as tx:
-            events = tx.events(execution_id)
-            rows = tx.operations(execution_id)
-        operations = {r.id: load_operation(r) for r in rows}
-        by_seq = {r.seq: operations[r.id] for r in rows}
-        events = [H.expand(e, by_seq) for e in events]
-        if not has_stored_payloads(events):
-            return events
-        return H.materialize(events, operations, execution.get("result"))
+        """Events as GetDurableExecutionHistory returns them, rebuilt from the journal."""
+        return self.history_after(execution_id, 0, None)[0]
 
-    def history_after(self, execution_id: str, after: int, limit: int = 500) -> tuple[list[dict[str, Any]], str]:
+    def history_after(self, execution_id: str, after: int,
+                      limit: int | None = 500) -> tuple[list[dict[str, Any]], str]:
         """The history events after event id ``after`` (up to ``limit``, in the API shape, as
-        ``history`` gives them) and the execution's status now: what a follower reads."""
+        ``history`` gives them) and the execution's status, read in one snapshot: what a follower
+        reads. Event ids are positions in the history rebuilt from the journal; the rows of the
+        events up to ``after`` are read but only their codes are counted, not their payloads."""
         with self.store.transaction(write=False) as tx:
-            execution = tx.execution(execution_id, light=True)
+            execution = tx.execution(execution_id)
             if execution is None:
                 raise ExecutionNotFoundError(f"no execution {execution_id!r} in {self.store.path}; "
                                              "`duragent list` shows the ids")
-            events = tx.events_after(execution_id, after, limit)
-            seqs = sorted({int(e[H.OP_REF]) for e in events if H.OP_REF in e})
-            rows = tx.operations_by_seq(execution_id, seqs)
-            loose = sorted({str(e["Id"]) for e in events if H.OP_REF not in e and "Id" in e})
-            rows += [r for r in tx.operations_by_id(execution_id, loose).values() if r.seq not in seqs]
-            result = None
-            if any(e.get("EventType") == "ExecutionSucceeded" for e in events):
-                full = tx.execution(execution_id)
-                result = full.get("result") if full else None
-        operations = {r.id: load_operation(r) for r in rows}
-        by_seq = {r.seq: operations[r.id] for r in rows}
-        expanded = [H.expand(e, by_seq) for e in events]
-        if has_stored_payloads(expanded):
-            H.materialize(expanded, operations, result)
-        return expanded, str(execution["status"])
+            rows = tx.journal(int(execution["num"]))
+        events: list[dict[str, Any]] = []
+        seen = 0
+        for row in rows:
+            if limit is not None and len(events) >= limit:
+                break
+            if row.op is None:
+                seen += 1
+                if seen > after:
+                    events.append(H.materialize(json.loads(unpack(row.data)), execution.get("result")))
+                    events[-1]["EventId"] = seen
+            elif row.ev:
+                count = len(row.ev)
+                if seen + count <= after:
+                    seen += count
+                    continue
+                built = H.operation_events(row.ev, load_operation(row), row.at, row.x, row.timeout_at,
+                                           row.heartbeat_seconds)
+                for event in built:
+                    seen += 1
+                    if seen > after and (limit is None or len(events) < limit):
+                        event["EventId"] = seen
+                        events.append(event)
+        return events, str(execution["status"])
 
     def operations(self, execution_id: str) -> list[Operation]:
-        self.execution(execution_id)
-        with self.store.transaction(write=False) as tx:
-            return [load_operation(r) for r in tx.operations(execution_id)]
+        return [op.load() for op in self.stored_operations(int(self.execution(execution_id)["num"]))]
+
+    def stored_operations(self, num: int, known: dict[str, tuple[int, str]] | None = None) -> list[StoredOperation]:
+        """Each operation's latest state, in the order the operations began, parsed on demand (and
+        into ``known``, each operation's latest row key and type)."""
+        latest: dict[str, StoredOperation] = {}
+        with self.store.reading() as tx:
+            for k, key, type_, status, data in tx.operation_rows(num):
+                op_id = key.hex() if isinstance(key, bytes) else key
+                latest[op_id] = StoredOperation(op_id, type_, status, data)  # a later row takes the earlier's place
+                if known is not None:
+                    known[op_id] = (k, type_)
+        return list(latest.values())
 
     def list_executions(self, **filters: Any) -> list[dict[str, Any]]:
-        with self.store.transaction(write=False) as tx:
+        with self.store.reading() as tx:
             return tx.list_executions(**filters)
 
     def count_executions(self, **filters: Any) -> int:
@@ -230,7 +275,8 @@ class LocalService:
         """(execution id, operation, callback id) for callbacks awaiting an answer, in a stable order."""
         with self.store.transaction(write=False) as tx:
             rows = tx.pending_callbacks(limit, offset, execution_id)
-        return [(r.execution_id, load_operation(r), r.callback_id or "") for r in rows]
+            ids = {num: tx.execution_id(num) for num in {r.num for r in rows}}
+        return [(ids[r.num] or "", load_operation(r), r.callback_id or "") for r in rows]
 
     def count_pending_callbacks(self, execution_id: str | None = None) -> int:
         with self.store.transaction(write=False) as tx:
@@ -238,27 +284,42 @@ class LocalService:
 
     # -- invocations --------------------------------------------------------------------------
     def claim(self, owner: str, lease_seconds: float, family: str | None = None) -> Invocation | None:
-        """Lease one execution that needs an invocation and open the invocation, in one commit.
-        ``family``: only that execution or one it invoked (directly or not)."""
+        """Lease one execution that needs an invocation and open the invocation, in one commit
+        (without an fsync of its own: a claim lost to a power cut is simply made again).
+        ``family``: only that execution or one it invoked (directly or not). An execution whose
+        stored state does not read back raises ``UnreadableExecutionError`` (contained to it)."""
         now = self.now()
+        with self.store.reading() as tx:
+            if tx.claimable(now, family=family) is None:
+                return None  # the idle loop's common case: one read, no write transaction
         execution_id: str | None = None
         try:
-            with self.store.transaction() as tx:
+            with self.store.transaction(durable=False) as tx:
                 execution_id = tx.claim_runnable(owner, now, lease_seconds, family=family)
                 if execution_id is None:
                     return None
-                return self._begin(tx, execution_id, now)
+                invocation = self._begin(tx, execution_id, now)
+            # Read after the claim commits: under the lease, only the service itself (a timer, a
+            # callback answer) can change these rows meanwhile, and those are seen either way.
+            known: dict[str, tuple[int, str]] = {}
+            invocation.input.operations = self.stored_operations(invocation.num, known)  # type: ignore[assignment]
         except sqlite3.Error:
             raise
         except Exception as exc:  # its stored state does not read back: contain it to that execution
             if execution_id is None:
                 raise
             raise UnreadableExecutionError(execution_id, exc) from exc
+        with self._known_lock:
+            while len(self._known) >= _KNOWN_LIMIT:
+                self._known.pop(next(iter(self._known)))
+            self._known[(invocation.num, invocation.number)] = known
+        return invocation
 
     def _begin(self, tx: Tx, execution_id: str, now: float) -> Invocation:
-        execution = tx.execution(execution_id)
+        execution = tx.execution(execution_id, light=True)
         assert execution is not None
-        batch = Batch(tx, execution, now)
+        num = int(execution["num"])
+        batch = Batch(tx, execution, now, tx.last_key(num))
         if execution["invocation_id"]:
             # The previous invocation never reported back: its process died.
             crash = H.with_details(H.base_event("InvocationCompleted", None, now), {
@@ -268,27 +329,25 @@ class LocalService:
                                           "ErrorMessage": "the invocation ended without reporting back (its process exited, or it could not reach the store)"})})
             batch.event(crash)
         invocation_id = uuid.uuid4().hex
-        seq = int(execution["token_seq"]) + 1
-        operations = [load_operation(r) for r in tx.operations(execution_id)]
-        batch.flush(token_seq=seq, runnable=0, invocation_id=invocation_id, invocation_started=now,
-                    invocations=int(execution["invocations"]) + 1, async_version=0)
-        token = encode_token(execution_id, seq, batch.version)
+        invocations = int(execution["invocations"]) + 1
+        batch.flush(runnable=0, invocation_id=invocation_id, invocation_started=now, invocations=invocations)
+        token = encode_token(execution_id, num, invocations, batch.last_key)
         arn = local_arn(execution["function"], execution_id)
         return Invocation(execution_id, invocation_id, execution["function"], execution["target"],
-                          InvocationInput(arn=arn, token=token, operations=operations), now)
+                          InvocationInput(arn=arn, token=token, operations=[]), now, num, invocations)
 
     def renew(self, execution_id: str, owner: str, until: float) -> bool:
-        with self.store.transaction() as tx:
+        with self.store.transaction(durable=False) as tx:
             return tx.renew_lease(execution_id, owner, until)
 
     def release_dead_leases(self, is_dead: Callable[[str], bool]) -> int:
         """Expire leases whose owner process is known to be gone, so work resumes at once."""
         now = self.now()
-        with self.store.transaction(write=False) as tx:
+        with self.store.reading() as tx:
             leases = tx.leases(now)
         dead = [(eid, owner) for eid, owner in leases if is_dead(owner)]
         if dead:
-            with self.store.transaction() as tx:
+            with self.store.transaction(durable=False) as tx:
                 for eid, owner in dead:
                     tx.expire_lease(eid, owner)
         return len(dead)
@@ -317,8 +376,7 @@ class LocalService:
                       "attempts": attempts, "since": (info.get(STALLED) or {}).get("since", now), "at": now,
                       "retry_at": now + delay}
             info[STALLED] = record
-            batch = Batch(tx, execution, now)
-            batch.version -= 1  # no operation changes here
+            batch = Batch(tx, execution, now, tx.last_key(int(execution["num"])))
             if invocation_id is not None:
                 batch.event(H.with_details(H.base_event("InvocationCompleted", None, now), {
                     "StartTimestamp": execution["invocation_started"], "EndTimestamp": now,
@@ -334,13 +392,17 @@ class LocalService:
             tx.hold_lease(execution_id, owner, until)
 
     def end_invocation(self, invocation: Invocation, output: InvocationOutput, owner: str) -> None:
+        """Record how the invocation ended. Not fsynced on its own: replay recomputes it if a power
+        cut takes it (the lease lapses and the execution runs again to the same end)."""
+        with self._known_lock:
+            self._known.pop((invocation.num, invocation.number), None)
         now = self.now()
-        with self.store.transaction() as tx:
+        with self.store.transaction(durable=False) as tx:
             execution = tx.execution(invocation.execution_id)
             if execution is None or execution["invocation_id"] != invocation.invocation_id:
                 return  # a zombie: someone else took over; its report is void
-            batch = Batch(tx, execution, now)
-            batch.version -= 1  # no operation changes here
+            num = int(execution["num"])
+            batch = Batch(tx, execution, now, tx.last_key(num))
             done = H.with_details(H.base_event("InvocationCompleted", None, now), {
                 "StartTimestamp": invocation.started_at, "EndTimestamp": now, "RequestId": invocation.invocation_id})
             batch.event(done)
@@ -356,7 +418,7 @@ class LocalService:
             # An operation that completed while this invocation ran (a timer, a callback answer, a
             # chained target finishing) marked the execution runnable: PENDING is right, it re-runs.
             if output.Status == InvocationStatus.PENDING and not execution["runnable"] and \
-                    not tx.has_pending_work(invocation.execution_id):
+                    not tx.has_pending_work(num):
                 output = InvocationOutput(Status=InvocationStatus.FAILED, Error=ErrorObject(
                     ErrorType="InvalidParameterValueException",
                     ErrorMessage="Cannot return PENDING status with no pending operations."))
@@ -366,7 +428,6 @@ class LocalService:
                 self._finish(batch, ExecutionStatus.FAILED, error=output.Error or ErrorObject(), fields=fields)
             else:
                 batch.flush(**fields)
-
 
     def _finish(self, batch: Batch, status: ExecutionStatus, *, result: str | None = None,
                 error: ErrorObject | None = None, fields: dict[str, Any]) -> None:
@@ -384,7 +445,7 @@ class LocalService:
             event = H.with_details(H.base_event("ExecutionFailed", None, batch.now), {"Error": H.error_payload(error)})
         event.update({"Id": execution["id"], "Name": execution["name"]})
         batch.event(event)
-        batch.tx.clear_due(execution["id"])
+        batch.tx.clear_due(batch.num)
         batch.flush(status=status.value, result=result,
                     error=error.model_dump_json(exclude_none=True) if error is not None else None,
                     ended_at=batch.now, runnable=0, **fields)
@@ -394,13 +455,15 @@ class LocalService:
     def _complete_parent_invoke(self, tx: Tx, execution: dict[str, Any], status: ExecutionStatus,
                                 result: str | None, error: ErrorObject | None) -> None:
         """Chained invoke: the caller's CHAINED_INVOKE operation completes with the target's outcome."""
-        parent = tx.execution(execution["parent_execution"])
+        parent = tx.execution(execution["parent_execution"], light=True)
         if parent is None or parent["status"] != ExecutionStatus.RUNNING.value:
             return
-        row = tx.operations_by_id(parent["id"], [execution["parent_operation"]]).get(execution["parent_operation"])
+        num = int(parent["num"])
+        key = op_key(execution["parent_operation"])
+        row = tx.latest_rows(num, [key]).get(key)
         if row is None or row.status != OperationStatus.STARTED.value:
             return
-        batch = Batch(tx, parent, self.now())
+        batch = Batch(tx, parent, self.now(), tx.last_key(num))
         op = load_operation(row)
         outcome = {ExecutionStatus.SUCCEEDED: (OperationStatus.SUCCEEDED, "ChainedInvokeSucceeded"),
                    ExecutionStatus.FAILED: (OperationStatus.FAILED, "ChainedInvokeFailed"),
@@ -409,12 +472,10 @@ class LocalService:
         ok = status == ExecutionStatus.SUCCEEDED
         details = ChainedInvokeDetails(Result=result if ok else None, Error=None if ok else error)
         batch.put(op.model_copy(update={"Status": outcome[0], "EndTimestamp": batch.now,
-                                        "ChainedInvokeDetails": details}), row, due_at=None)
-        body = {"Result": H.stored_payload(result, "operation")} if ok else {"Error": H.error_payload(error)}
-        batch.event(H.with_details(H.base_event(outcome[1], op, batch.now), body))
-        batch.flush(runnable=1, async_version=batch.version)
+                                        "ChainedInvokeDetails": details}), row, H.codes(outcome[1]))
+        batch.flush(runnable=1)
 
-    def _start_chained_invoke(self, batch: Batch, update: OperationUpdate, row: OpRow | None) -> None:
+    def _start_chained_invoke(self, batch: Batch, update: OperationUpdate, row: JournalRow | None) -> None:
         """Start the target as an execution of its own in this store (its own history, listed by
         ``duragent list``); the caller's operation completes when it finishes."""
         assert update.ChainedInvokeOptions is not None
@@ -433,10 +494,8 @@ class LocalService:
                                 ErrorMessage=f"function {options.FunctionName!r} is not registered with this runtime")
             op = Operation(**base, Status=OperationStatus.FAILED, StartTimestamp=now, EndTimestamp=now,
                            ChainedInvokeDetails=ChainedInvokeDetails(Error=error))
-            batch.put(op, row)
-            batch.event(H.with_details(H.base_event("ChainedInvokeStarted", update, now), started))
-            batch.event(H.with_details(H.base_event("ChainedInvokeFailed", update, now),
-                                       {"Error": H.error_payload(error)}))
+            batch.put(op, row, H.codes("ChainedInvokeStarted", "ChainedInvokeFailed"),
+                      extra={"ChainedInvokeStarted": started})
             return
         function, target = resolved
         self._insert_execution(batch.tx, now, function=function, target=target, input_json=update.Payload or "null",
@@ -445,8 +504,7 @@ class LocalService:
         started.update({"ExecutedVersion": "$LATEST", "DurableExecutionArn": local_arn(function, child_id)})
         op = Operation(**base, Status=OperationStatus.STARTED, StartTimestamp=now,
                        ChainedInvokeDetails=ChainedInvokeDetails())
-        batch.put(op, row)
-        batch.event(H.with_details(H.base_event("ChainedInvokeStarted", update, now), started))
+        batch.put(op, row, H.codes("ChainedInvokeStarted"), extra={"ChainedInvokeStarted": started})
 
     def stop(self, execution_id: str, error: ErrorObject | None = None) -> None:
         now = self.now()
@@ -457,17 +515,15 @@ class LocalService:
             if execution["status"] != ExecutionStatus.RUNNING.value:
                 raise UsageError(f"execution {execution_id} is already {execution['status']}; only a RUNNING "
                                  "execution can be stopped")
-            batch = Batch(tx, execution, now)
-            batch.version -= 1
+            batch = Batch(tx, execution, now, tx.last_key(int(execution["num"])))
             self._finish(batch, ExecutionStatus.STOPPED,
                          error=error or ErrorObject(ErrorType="ExecutionStopped", ErrorMessage="stopped by request"),
                          fields={"invocation_id": None, "lease_owner": None, "lease_expires": None})
 
     # -- the checkpoint API ---------------------------------------------------------------------
     def get_state(self, arn: str, token: str, marker: str | None) -> StateResponse:
-        execution_id, _, _ = decode_token(token)
-        with self.store.transaction(write=False) as tx:
-            return StateResponse([load_operation(r) for r in tx.operations(execution_id)], None)
+        _, num, _, _ = decode_token(token)
+        return StateResponse(self.stored_operations(num), None)  # type: ignore[arg-type]
 
     def checkpoint(self, arn: str, token: str, updates: list[OperationUpdate]) -> CheckpointResponse:
         try:
@@ -477,36 +533,66 @@ class LocalService:
                                            "invocation will be retried") from exc
 
     def _checkpoint(self, arn: str, token: str, updates: list[OperationUpdate]) -> CheckpointResponse:
-        execution_id, seq, seen_version = decode_token(token)
-        if execution_id != execution_id_of(arn):
+        execution_id, num, invocation, seen = decode_token(token)
+        lo, hi = key_range(num)
+        if execution_id != execution_id_of(arn) or not lo < seen <= hi:
             raise InvalidCheckpointTokenError("Invalid checkpoint token: it belongs to another execution")
         now = self.now()
         with self.store.transaction() as tx:
-            execution = tx.execution(execution_id, light=True)
-            if execution is None or int(execution["token_seq"]) != seq or \
-                    execution["status"] != ExecutionStatus.RUNNING.value:
+            # Rows after the token: the service's own changes meanwhile (a timer, a callback answer),
+            # to report; a row of this invocation there means the token was used already.
+            view, since = tx.checkpoint_view(num, seen)
+            if view is None or view[0] != execution_id or view[1] != _RUNNING or \
+                    view[2] != invocation or view[3] is None:
                 raise InvalidCheckpointTokenError(
                     "Invalid checkpoint token: a newer invocation owns this execution, or it has ended")
-            batch = Batch(tx, execution, now)
-            wanted = {u.Id for u in updates} | {u.ParentId for u in updates if u.ParentId}
-            existing = tx.operations_by_id(execution_id, sorted(wanted))
+            if any(r.inv == invocation for r in since):
+                raise InvalidCheckpointTokenError("Invalid checkpoint token: it was used already; each "
+                                                  "checkpoint returns the token for the next")
+            batch = Batch(tx, {"id": execution_id, "num": num}, now, since[-1].k if since else seen,
+                          invocation=invocation)
+            known = self._known.get((num, invocation))
+            if known is not None:
+                for change in since:  # the service's changes meanwhile: the index learns them first
+                    if change.op is not None and change.type is not None:
+                        known[op_id_of(change.op)] = (change.k, change.type)
+            existing = self._existing(tx, num, updates, known)
             validate_batch(updates, existing)
-            ended = False
-            for update in updates:
+            merged = False
+            for index, update in enumerate(updates):
+                if merged:
+                    merged = False
+                    continue
                 if update.Type == OperationType.EXECUTION:
-                    ended = True
+                    batch.execution = tx.execution(execution_id) or batch.execution
                     self._execution_update(batch, update)
-                    break
-                row = batch.rows.get(update.Id) or existing.get(update.Id)
+                    return CheckpointResponse(token=None, operations=[])
+                row = batch.latest.get(update.Id) or existing.get(update.Id)
+                if merged_start(updates, index):
+                    succeed_step(batch, updates[index + 1], row, started=True)
+                    merged = True
+                    continue
                 apply_update(batch, update, row, self._start_chained_invoke)
-            if ended:
-                return CheckpointResponse(token=None, operations=[])
-            changed = list(batch.ops.values())
-            if int(execution["async_version"]) > seen_version:
-                seen = {op.Id for op in changed}
-                changed.extend(load_operation(r) for r in tx.operations_since(execution_id, seen_version) if r.id not in seen)
-            batch.flush(token_seq=seq + 1)
-            return CheckpointResponse(token=encode_token(execution_id, seq + 1, batch.version), operations=changed)
+            changed: list[Any] = list(batch.ops.values())
+            if since:
+                mine = set(batch.ops)
+                outside: dict[str | bytes, JournalRow] = {r.op: r for r in since if r.op is not None}
+                changed.extend(stored_operation(r) for r in outside.values() if op_id_of(r.op or "") not in mine)
+            batch.flush()
+        if known is not None:  # committed: the index learns this batch's rows
+            for op_id, row in batch.latest.items():
+                known[op_id] = (row.k, row.type or "")
+        return CheckpointResponse(token=encode_token(execution_id, num, invocation, batch.last_key), operations=changed)
+
+    def _existing(self, tx: Tx, num: int, updates: list[OperationUpdate],
+                  known: dict[str, tuple[int, str]] | None) -> dict[str, JournalRow]:
+        """The latest row of each operation the updates name (themselves and their parents)."""
+        wanted = {u.Id for u in updates} | {u.ParentId for u in updates if u.ParentId}
+        if known is None:  # not claimed through this service: look them up in the journal
+            keys = {op_key(i): i for i in wanted}
+            return {keys[k]: r for k, r in tx.latest_rows(num, list(keys)).items()}
+        found = [known[i][0] for i in wanted if i in known]
+        return {op_id_of(r.op or ""): r for r in tx.rows(found)} if found else {}
 
     def _execution_update(self, batch: Batch, update: OperationUpdate) -> None:
         fields = {"invocation_id": batch.execution["invocation_id"]}
@@ -516,31 +602,33 @@ class LocalService:
             self._finish(batch, ExecutionStatus.FAILED, error=update.Error or ErrorObject(), fields=fields)
 
     # -- the outside world --------------------------------------------------------------------
-    def _callback_row(self, tx: Tx, callback_id: str) -> OpRow:
-        row = tx.operation_by_callback(callback_id)
+    def _callback_row(self, tx: Tx, callback_id: str) -> JournalRow:
+        row = tx.row_by_callback(callback_id)
         if row is None:
             raise CallbackNotFoundError(f"unknown callback id {callback_id!r}; `duragent list --pending` shows "
                                         "the callbacks that await an answer")
-        if row.status != OperationStatus.STARTED.value:
-            raise CallbackNotFoundError(f"callback {callback_id[:24]}… has already completed ({row.status}); "
+        if not row.pending:
+            assert row.op is not None
+            latest = tx.latest_rows(row.num, [row.op]).get(row.op, row)
+            raise CallbackNotFoundError(f"callback {callback_id[:24]}… has already completed ({latest.status}); "
                                         "it cannot be answered again")
         return row
 
-    def _answerable(self, tx: Tx, callback_id: str) -> tuple[OpRow, dict[str, Any]]:
+    def _answerable(self, tx: Tx, callback_id: str) -> tuple[JournalRow, dict[str, Any]]:
         row = self._callback_row(tx, callback_id)
-        execution = tx.execution(row.execution_id)
+        execution = tx.execution_by_num(row.num)
         assert execution is not None
         if execution["status"] != ExecutionStatus.RUNNING.value:
             raise CallbackNotFoundError(f"callback {callback_id[:24]}… belongs to execution "
-                                        f"{row.execution_id}, which is {execution['status']}")
+                                        f"{execution['id']}, which is {execution['status']}")
         return row, execution
 
     def pending_callback(self, callback_id: str) -> tuple[str, Operation]:
         """(execution id, operation) of a callback that can be answered now; otherwise the
         CallbackNotFoundError that answering it would raise. Nothing is written."""
         with self.store.transaction(write=False) as tx:
-            row, _ = self._answerable(tx, callback_id)
-            return row.execution_id, load_operation(row)
+            row, execution = self._answerable(tx, callback_id)
+            return str(execution["id"]), load_operation(row)
 
     def complete_callback(self, callback_id: str, *, result: str | None = None,
                           error: ErrorObject | None = None) -> str:
@@ -553,63 +641,57 @@ class LocalService:
         now = self.now()
         with self.store.transaction() as tx:
             row, execution = self._answerable(tx, callback_id)
-            batch = Batch(tx, execution, now)
+            batch = Batch(tx, execution, now, tx.last_key(row.num))
             current = load_operation(row)
             details = CallbackDetails(CallbackId=callback_id, Result=result if error is None else None, Error=error)
             status = OperationStatus.SUCCEEDED if error is None else OperationStatus.FAILED
             op = current.model_copy(update={"Status": status, "EndTimestamp": now, "CallbackDetails": details})
-            batch.put(op, row, due_at=None)
-            if error is None:
-                batch.event(H.with_details(H.base_event("CallbackSucceeded", op, now),
-                                           {"Result": H.stored_payload(result, "operation")}))
-            else:
-                batch.event(H.with_details(H.base_event("CallbackFailed", op, now), {"Error": H.error_payload(error)}))
-            batch.flush(runnable=1, async_version=batch.version)
-            return row.execution_id
+            batch.put(op, row, H.codes("CallbackSucceeded" if error is None else "CallbackFailed"))
+            batch.flush(runnable=1)
+            return str(execution["id"])
 
     def heartbeat_callback(self, callback_id: str) -> str:
         now = self.now()
         with self.store.transaction() as tx:
             row = self._callback_row(tx, callback_id)
             if row.heartbeat_seconds:
-                row.due_at = callback_due(row.timeout_at, row.heartbeat_seconds, now)
-                tx.put_operations([row])
-            return row.execution_id
+                tx.set_due(row.k, callback_due(row.timeout_at, row.heartbeat_seconds, now))
+            return tx.execution_id(row.num) or ""
 
     # -- timers -------------------------------------------------------------------------------
     def fire_due(self) -> int:
-        """Complete every timer that is due: waits end, retries become READY, callbacks time out."""
+        """Complete every timer that is due: waits end, retries become READY, callbacks time out.
+        Not fsynced on its own: a timer whose firing a power cut takes fires again."""
         now = self.now()
         fired = 0
         due = self.next_due()
         if due is None or due > now:
             return 0  # the common case costs one indexed read, not a write transaction
-        with self.store.transaction() as tx:
-            rows = tx.due_operations(now)
-            by_execution: dict[str, list[OpRow]] = {}
+        with self.store.transaction(durable=False) as tx:
+            rows = tx.due_rows(now)
+            by_execution: dict[int, list[JournalRow]] = {}
             for row in rows:
-                by_execution.setdefault(row.execution_id, []).append(row)
-            for execution_id, op_rows in by_execution.items():
-                execution = tx.execution(execution_id)
+                by_execution.setdefault(row.num, []).append(row)
+            for num, op_rows in by_execution.items():
+                execution = tx.execution_by_num(num, light=True)
                 if execution is None or execution["status"] != ExecutionStatus.RUNNING.value:
-                    tx.clear_due(execution_id)
+                    tx.clear_due(num)
                     continue
                 with tx.savepoint() as ok:
-                    batch = Batch(tx, execution, now)
+                    batch = Batch(tx, execution, now, tx.last_key(num))
                     for row in op_rows:
                         self._fire(batch, row)
-                    batch.flush(runnable=1, async_version=batch.version)
+                    batch.flush(runnable=1)
                 if ok:
                     fired += len(op_rows)
                 else:  # a row that does not read back: the others' timers still fire
-                    log.error("the timers of %s cannot fire (%s); they are tried again in %.0f s", execution_id,
-                              ok.error, UNREADABLE_RETRY_SECONDS)
-                    tx.postpone_due(execution_id, now, now + UNREADABLE_RETRY_SECONDS)
+                    log.error("the timers of %s cannot fire (%s); they are tried again in %.0f s",
+                              execution["id"], ok.error, UNREADABLE_RETRY_SECONDS)
+                    tx.postpone_due(num, now, now + UNREADABLE_RETRY_SECONDS)
             for execution_id in tx.timed_out_executions(now):
                 execution = tx.execution(execution_id)
                 assert execution is not None
-                batch = Batch(tx, execution, now)
-                batch.version -= 1
+                batch = Batch(tx, execution, now, tx.last_key(int(execution["num"])))
                 error = ErrorObject(ErrorType="Execution.TimedOut",
                                     ErrorMessage="the execution ran past its timeout")
                 self._finish(batch, ExecutionStatus.TIMED_OUT, error=error,
@@ -617,17 +699,14 @@ class LocalService:
                 fired += 1
         return fired
 
-    def _fire(self, batch: Batch, row: OpRow) -> None:
+    def _fire(self, batch: Batch, row: JournalRow) -> None:
         op = load_operation(row)
         now = batch.now
         if op.Type == OperationType.WAIT and op.Status == OperationStatus.STARTED:
             done = op.model_copy(update={"Status": OperationStatus.SUCCEEDED, "EndTimestamp": now})
-            batch.put(done, row, due_at=None)
-            seconds = int(round((op.WaitDetails.ScheduledEndTimestamp or now) - (op.StartTimestamp or now))) \
-                if op.WaitDetails else 0
-            batch.event(H.with_details(H.base_event("WaitSucceeded", op, now), {"Duration": seconds}))
+            batch.put(done, row, H.codes("WaitSucceeded"))
         elif op.Type == OperationType.STEP and op.Status == OperationStatus.PENDING:
-            batch.put(op.model_copy(update={"Status": OperationStatus.READY}), row, due_at=None)
+            batch.put(op.model_copy(update={"Status": OperationStatus.READY}), row)
         elif op.Type == OperationType.CALLBACK and op.Status == OperationStatus.STARTED:
             # The deadline that came due first decides the error, even when the timer fires late.
             deadline = row.due_at if row.due_at is not None else now
@@ -637,15 +716,14 @@ class LocalService:
             error = ErrorObject(ErrorType=kind, ErrorMessage=message)
             details = CallbackDetails(CallbackId=row.callback_id, Error=error)
             batch.put(op.model_copy(update={"Status": OperationStatus.TIMED_OUT, "EndTimestamp": now,
-                                            "CallbackDetails": details}), row, due_at=None)
-            batch.event(H.with_details(H.base_event("CallbackTimedOut", op, now), {"Error": H.error_payload(error)}))
+                                            "CallbackDetails": details}), row, H.codes("CallbackTimedOut"))
         else:
-            batch.put(op, row, due_at=None)
+            batch.tx.set_due(row.k, None)
 
     def next_due(self) -> float | None:
-        with self.store.transaction(write=False) as tx:
+        with self.store.reading() as tx:
             return tx.next_due()
 
     def runnable_count(self) -> int:
-        with self.store.transaction(write=False) as tx:
+        with self.store.reading() as tx:
             return tx.runnable_count(self.now())

@@ -1,4 +1,4 @@
-"""The SQLite store: the only module that speaks SQL.
+"""The SQLite store: with migrate.py (older schemas), the only module that speaks SQL.
 
 One file, WAL mode. Durability ``full`` (synchronous=FULL) survives power loss; ``process``
 (synchronous=NORMAL) survives a crashed process but may lose the last commits on power loss,
@@ -9,7 +9,6 @@ checkpoint call, never a half-applied batch.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import threading
@@ -22,12 +21,13 @@ from ..errors import StoreError
 from .faults import describe_store_error
 
 SCHEMA_NAME = "duragent"
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS executions (
-    id TEXT PRIMARY KEY,
+    num INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
     function TEXT NOT NULL,
     target TEXT,
     name TEXT NOT NULL,
@@ -37,11 +37,6 @@ CREATE TABLE IF NOT EXISTS executions (
     error TEXT,
     started_at REAL NOT NULL,
     ended_at REAL,
-    token_seq INTEGER NOT NULL DEFAULT 0,
-    version INTEGER NOT NULL DEFAULT 0,
-    async_version INTEGER NOT NULL DEFAULT 0,
-    event_seq INTEGER NOT NULL DEFAULT 0,
-    op_seq INTEGER NOT NULL DEFAULT 0,
     runnable INTEGER NOT NULL DEFAULT 1,
     lease_owner TEXT,
     lease_expires REAL,
@@ -58,34 +53,40 @@ CREATE INDEX IF NOT EXISTS executions_runnable ON executions(started_at) WHERE r
 CREATE INDEX IF NOT EXISTS executions_leased ON executions(lease_expires) WHERE lease_owner IS NOT NULL;
 CREATE INDEX IF NOT EXISTS executions_status ON executions(status, started_at);
 CREATE INDEX IF NOT EXISTS executions_timeout ON executions(timeout_at) WHERE timeout_at IS NOT NULL AND status = 'RUNNING';
-CREATE TABLE IF NOT EXISTS operations (
-    execution_id TEXT NOT NULL,
-    id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    version INTEGER NOT NULL,
-    type TEXT NOT NULL,
-    status TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS journal (
+    k INTEGER PRIMARY KEY,
+    op BLOB,
+    inv INTEGER,
+    at REAL NOT NULL,
+    ev TEXT,
+    type TEXT,
+    status TEXT,
+    pending INTEGER,
     due_at REAL,
     callback_id TEXT,
     timeout_at REAL,
     heartbeat_seconds INTEGER,
-    data TEXT NOT NULL,
-    PRIMARY KEY (execution_id, id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS operations_due ON operations(due_at) WHERE due_at IS NOT NULL;
-CREATE UNIQUE INDEX IF NOT EXISTS operations_callback ON operations(callback_id) WHERE callback_id IS NOT NULL;
-CREATE TABLE IF NOT EXISTS events (
-    execution_id TEXT NOT NULL,
-    event_id INTEGER NOT NULL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (execution_id, event_id)
-) WITHOUT ROWID;
+    x TEXT,
+    data BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS journal_due ON journal(due_at) WHERE due_at IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS journal_callback ON journal(callback_id) WHERE callback_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS journal_pending ON journal(k) WHERE pending = 1;
 """
+"""Schema 3. ``journal`` holds one row per operation change, appended; an execution's rows are
+contiguous and in order, because ``k`` is ``executions.num << 32`` plus the row's position in the
+execution. A row holds the operation's state after the change (``type``, ``status``, ``data``),
+the history events the change produced (``ev``, codes from history.py; the events themselves are
+rebuilt from the row on read), the invocation whose checkpoint wrote it (``inv``; NULL when the
+service did: a timer, a callback answer, a chained target finishing), and while it is its
+operation's latest row, what the service must act on (``pending``, ``due_at``). Execution-level
+events (InvocationCompleted, the execution's end) are rows with no ``op``, their ``data`` the
+event. Nothing is rewritten per checkpoint: the executions row changes at claim, at the end of an
+invocation, and when the service itself changes the execution."""
 
-EXECUTION_COLUMNS = ("id", "function", "target", "name", "input", "status", "result", "error", "started_at",
-                     "ended_at", "token_seq", "version", "async_version", "event_seq", "op_seq", "runnable",
-                     "lease_owner", "lease_expires", "invocation_id", "invocation_started", "invocations",
-                     "parent_execution", "parent_operation", "tenant_id", "info", "timeout_at")
+EXECUTION_COLUMNS = ("num", "id", "function", "target", "name", "input", "status", "result", "error", "started_at",
+                     "ended_at", "runnable", "lease_owner", "lease_expires", "invocation_id", "invocation_started",
+                     "invocations", "parent_execution", "parent_operation", "tenant_id", "info", "timeout_at")
 
 
 _FAMILY = ("WITH RECURSIVE family(id) AS (SELECT ? UNION SELECT e.id FROM executions e JOIN family f "
@@ -94,23 +95,43 @@ _FAMILY = ("WITH RECURSIVE family(id) AS (SELECT ? UNION SELECT e.id FROM execut
 
 _LIGHT_COLUMNS = ", ".join(c for c in EXECUTION_COLUMNS if c not in ("input", "result", "error", "info"))
 
+POSITION_BITS = 32
+"""An execution's journal rows have keys ``num << 32`` + 1, 2, 3, ..."""
 
-@dataclass
-class OpRow:
-    execution_id: str
-    id: str
-    seq: int
-    version: int
-    type: str
-    status: str
+
+def key_range(num: int) -> tuple[int, int]:
+    """The first and last journal key an execution's rows can have."""
+    return num << POSITION_BITS, ((num + 1) << POSITION_BITS) - 1
+
+
+@dataclass(slots=True)
+class JournalRow:
+    """One journal row (``op`` in its stored form, see rows.py; ``data`` possibly compressed)."""
+
+    k: int
+    op: str | bytes | None
+    inv: int | None
+    at: float
+    ev: str | None
+    type: str | None
+    status: str | None
+    pending: int | None
     due_at: float | None
     callback_id: str | None
     timeout_at: float | None
     heartbeat_seconds: int | None
-    data: str
+    x: str | None
+    data: str | bytes
+
+    @property
+    def num(self) -> int:
+        return self.k >> POSITION_BITS
 
 
-_OP_COLUMNS = "execution_id, id, seq, version, type, status, due_at, callback_id, timeout_at, heartbeat_seconds, data"
+_ROW_COLUMNS = "k, op, inv, at, ev, type, status, pending, due_at, callback_id, timeout_at, heartbeat_seconds, x, data"
+_ROW_MARKS = ", ".join("?" for _ in _ROW_COLUMNS.split(", "))
+_INSERT_ROW = f"INSERT INTO journal ({_ROW_COLUMNS}) VALUES ({_ROW_MARKS})"
+_JOURNAL_COLUMNS = ", ".join(f"j.{c}" for c in _ROW_COLUMNS.split(", "))
 
 
 class Store:
@@ -119,6 +140,7 @@ class Store:
             raise StoreError(f"durability must be 'full' (survives power loss) or 'process' (survives a "
                              f"crashed process), got {durability!r}")
         self.path = str(path)
+        self.durability = durability
         if self.path != ":memory:":
             try:
                 _create_private(Path(self.path))
@@ -134,13 +156,18 @@ class Store:
         try:
             # Read-only ownership check first: PRAGMA journal_mode=WAL rewrites the file header, so it
             # must never run on somebody else's database.
-            fresh = self._check_schema()
+            version = self._check_schema()
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
             self._conn.execute("PRAGMA busy_timeout=30000")
+            # Fold the WAL into the file every 4,000 pages rather than SQLite's 1,000: a quarter of
+            # the checkpoint stalls (each syncs the file) inside a step's commit.
+            self._conn.execute("PRAGMA wal_autocheckpoint=4000")
             self._conn.execute("PRAGMA foreign_keys=OFF")
-            if fresh:
+            if version is None:
                 self._create_schema()
+            elif version != SCHEMA_VERSION:
+                self._migrate(version)
         except sqlite3.Error as exc:
             self._conn.close()
             raise describe_store_error(exc, self.path) from None
@@ -152,13 +179,14 @@ class Store:
             with _OPEN_LOCK:
                 _OPEN_HERE[self._key] = _OPEN_HERE.get(self._key, 0) + 1
 
-    def _check_schema(self) -> bool:
-        """Refuse a database that is not ours without writing to it. True when it is empty (new)."""
+    def _check_schema(self) -> str | None:
+        """Refuse a database that is not ours without writing to it. Its schema version, None when
+        it is empty (new)."""
         with self.transaction(write=False) as tx:
             tables = {r[0] for r in tx.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             meta = dict(tx.conn.execute("SELECT key, value FROM meta").fetchall()) if "meta" in tables else {}
         if not tables:
-            return True
+            return None
         if "meta" not in tables:
             raise StoreError(f"{self.path} is a SQLite database but not a duragent store (it has tables "
                              f"{sorted(tables)[:5]}); pass --db with a new file name")
@@ -167,10 +195,12 @@ class Store:
         if meta.get("schema") != SCHEMA_NAME:
             raise StoreError(f"{self.path} is a SQLite database but not a duragent store; pass --db "
                              "with a new file name")
-        if meta.get("version") != SCHEMA_VERSION:
+        version = str(meta.get("version"))
+        if version not in MIGRATABLE and version != SCHEMA_VERSION:
             raise StoreError(f"{self.path} has duragent schema version {meta.get('version')}, this "
-                             f"duragent reads version {SCHEMA_VERSION}; use a matching duragent")
-        return False
+                             f"duragent reads versions {', '.join(MIGRATABLE)} and {SCHEMA_VERSION}; "
+                             "use a matching duragent")
+        return version
 
     def _create_schema(self) -> None:
         with self._lock:
@@ -178,6 +208,16 @@ class Store:
                 "BEGIN IMMEDIATE;" + _SCHEMA +
                 f"INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', '{SCHEMA_NAME}'), "
                 f"('version', '{SCHEMA_VERSION}');COMMIT;")
+
+    def _migrate(self, version: str) -> None:
+        """Bring an older store to this schema in one transaction (all or nothing)."""
+        from .migrate import MIGRATIONS
+
+        with self.transaction() as tx:
+            current = dict(tx.conn.execute("SELECT key, value FROM meta").fetchall()).get("version")
+            while current != SCHEMA_VERSION:  # another process may have migrated it meanwhile
+                current = MIGRATIONS[str(current)](tx.conn)
+                tx.conn.execute("UPDATE meta SET value = ? WHERE key = 'version'", (current,))
 
     def check_writable(self) -> None:
         """Raise the ``StoreError`` that says why the store cannot take a write, if it cannot (a
@@ -198,22 +238,72 @@ class Store:
                 if not _OPEN_HERE[key]:
                     del _OPEN_HERE[key]
 
+    def transaction(self, write: bool = True, *, durable: bool = True) -> Transaction:
+        """One atomic unit: ``with store.transaction() as tx``. ``BEGIN IMMEDIATE`` takes the write
+        lock up front, so two processes never interleave a read-modify-write of the same execution.
+
+        ``durable=False``: bookkeeping that replay can recompute (a claim, the end of an invocation)
+        commits without its own fsync; the next durable commit's fsync covers it, and a power loss
+        before that only loses the bookkeeping (the lease lapses, the execution runs again)."""
+        return Transaction(self, write, write and not durable and self.durability == "full")
+
     @contextlib.contextmanager
-    def transaction(self, write: bool = True) -> Iterator[Tx]:
-        """One atomic unit. ``BEGIN IMMEDIATE`` takes the write lock up front, so two processes
-        never interleave a read-modify-write of the same execution."""
+    def reading(self) -> Iterator[Tx]:
+        """Reads outside a transaction: each statement sees the latest commit (for reads that are one
+        statement, or that need no snapshot across statements)."""
         with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                yield Tx(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                # SQLite may already have rolled back (a full disk does): only undo what is open,
-                # so the original error is the one that surfaces.
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+            yield Tx(self._conn)
+
+
+class Transaction:
+    """The context manager ``Store.transaction`` returns (a class, not a generator: it runs once per
+    checkpoint)."""
+
+    __slots__ = ("_store", "_write", "_relax")
+
+    def __init__(self, store: Store, write: bool, relax: bool) -> None:
+        self._store, self._write, self._relax = store, write, relax
+
+    def __enter__(self) -> Tx:
+        store = self._store
+        store._lock.acquire()
+        conn = store._conn
+        try:
+            if self._relax:
+                conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("BEGIN IMMEDIATE" if self._write else "BEGIN")
+        except BaseException:
+            self._restore()
+            raise
+        return Tx(conn)
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: Any) -> None:
+        conn = self._store._conn
+        try:
+            if kind is None:
+                try:
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            # SQLite may already have rolled back (a full disk does): only undo what is open, so
+            # the original error is the one that surfaces.
+            elif conn.in_transaction:
+                conn.execute("ROLLBACK")
+        finally:
+            self._restore()
+
+    def _restore(self) -> None:
+        try:
+            if self._relax:
+                self._store._conn.execute("PRAGMA synchronous=FULL")
+        finally:
+            self._store._lock.release()
+
+
+MIGRATABLE = ("2",)
+"""Schema versions this code migrates on open (durable/local/migrate.py)."""
 
 
 _OPEN_HERE: dict[tuple[int, int], int] = {}
@@ -303,30 +393,50 @@ class Tx:
             self.conn.execute("ROLLBACK TO part")
         self.conn.execute("RELEASE part")
 
-    def postpone_due(self, execution_id: str, now: float, until: float) -> None:
-        self.conn.execute("UPDATE operations SET due_at = ? WHERE execution_id = ? AND due_at IS NOT NULL "
-                          "AND due_at <= ?", (until, execution_id, now))
+    def postpone_due(self, num: int, now: float, until: float) -> None:
+        lo, hi = key_range(num)
+        self.conn.execute("UPDATE journal SET due_at = ? WHERE k > ? AND k <= ? AND due_at IS NOT NULL "
+                          "AND due_at <= ?", (until, lo, hi, now))
 
     # -- executions ---------------------------------------------------------------------------
-    def insert_execution(self, row: dict[str, Any]) -> None:
+    def insert_execution(self, row: dict[str, Any]) -> int:
+        """Insert an execution; returns its number (the prefix of its journal keys)."""
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
-        self.conn.execute(f"INSERT INTO executions ({cols}) VALUES ({marks})", tuple(row.values()))
+        cur = self.conn.execute(f"INSERT INTO executions ({cols}) VALUES ({marks})", tuple(row.values()))
+        return int(cur.lastrowid or 0)
 
     def execution(self, execution_id: str, *, light: bool = False) -> dict[str, Any] | None:
-        """The execution row; ``light`` leaves out the (possibly large) input, result and error,
-        which the checkpoint path never reads."""
+        """The execution row; ``light`` leaves out the (possibly large) input, result and error."""
         columns = _LIGHT_COLUMNS if light else "*"
         row = self.conn.execute(f"SELECT {columns} FROM executions WHERE id = ?", (execution_id,)).fetchone()
         return dict(row) if row is not None else None
 
+    def execution_by_num(self, num: int, *, light: bool = False) -> dict[str, Any] | None:
+        columns = _LIGHT_COLUMNS if light else "*"
+        row = self.conn.execute(f"SELECT {columns} FROM executions WHERE num = ?", (num,)).fetchone()
+        return dict(row) if row is not None else None
+
+    def execution_id(self, num: int) -> str | None:
+        row = self.conn.execute("SELECT id FROM executions WHERE num = ?", (num,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def checkpoint_view(self, num: int, after: int) -> tuple[tuple[str, str, int, str | None] | None,
+                                                             list[JournalRow]]:
+        """What a checkpoint reads about its execution, in one statement: (id, status, invocations,
+        invocation_id) of execution ``num``, and its journal rows after key ``after`` (usually none)."""
+        hi = key_range(num)[1]
+        rows = self.conn.execute(f"SELECT e.id, e.status, e.invocations, e.invocation_id, {_JOURNAL_COLUMNS} "
+                                 "FROM executions e LEFT JOIN journal j ON j.k > ? AND j.k <= ? WHERE e.num = ? "
+                                 "ORDER BY j.k", (after, hi, num)).fetchall()
+        if not rows:
+            return None, []
+        first = rows[0]
+        return (first[0], first[1], first[2], first[3]), [JournalRow(*r[4:]) for r in rows if r[4] is not None]
+
     def update_execution(self, execution_id: str, **fields: Any) -> None:
         sets = ", ".join(f"{key} = ?" for key in fields)
         self.conn.execute(f"UPDATE executions SET {sets} WHERE id = ?", (*fields.values(), execution_id))
-
-    def mark_runnable(self, execution_id: str, version: int) -> None:
-        self.conn.execute("UPDATE executions SET runnable = 1, async_version = ?, version = ? "
-                          "WHERE id = ? AND status = 'RUNNING'", (version, version, execution_id))
 
     def list_executions(self, *, status: str | None = None, function: str | None = None,
                         limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
@@ -334,18 +444,17 @@ class Tx:
         clause, args = _execution_filter(status, function)
         rows = self.conn.execute(
             f"SELECT id, function, name, status, started_at, ended_at, parent_execution FROM executions {clause} "
-            "ORDER BY started_at DESC, rowid DESC LIMIT ? OFFSET ?", (*args, limit, offset)).fetchall()
+            "ORDER BY started_at DESC, num DESC LIMIT ? OFFSET ?", (*args, limit, offset)).fetchall()
         return [dict(r) for r in rows]
 
     def count_executions(self, *, status: str | None = None, function: str | None = None) -> int:
         clause, args = _execution_filter(status, function)
         return int(self.conn.execute(f"SELECT COUNT(*) FROM executions {clause}", args).fetchone()[0])
 
-    def claim_runnable(self, owner: str, now: float, lease_seconds: float, *,
-                       family: str | None = None) -> str | None:
-        """Take one execution that needs an invocation: runnable and not leased, or leased by an
-        owner whose lease lapsed (a crashed invocation). ``family``: only that execution or one
-        it invoked, directly or not."""
+    def claimable(self, now: float, *, family: str | None = None) -> str | None:
+        """One execution that needs an invocation: runnable and not leased, or leased by an owner
+        whose lease lapsed (a crashed invocation). ``family``: only that execution or one it
+        invoked, directly or not."""
         scope, args = ("", ()) if family is None else (f"AND id IN ({_FAMILY}) ", (family,))
         row = self.conn.execute(
             "SELECT id FROM executions WHERE status = 'RUNNING' AND runnable = 1 "
@@ -355,11 +464,17 @@ class Tx:
             row = self.conn.execute(
                 "SELECT id FROM executions WHERE lease_owner IS NOT NULL AND lease_expires < ? "
                 f"AND status = 'RUNNING' {scope}ORDER BY lease_expires LIMIT 1", (now, *args)).fetchone()
-        if row is None:
+        return None if row is None else str(row[0])
+
+    def claim_runnable(self, owner: str, now: float, lease_seconds: float, *,
+                       family: str | None = None) -> str | None:
+        """Take one execution that needs an invocation (see ``claimable``)."""
+        execution_id = self.claimable(now, family=family)
+        if execution_id is None:
             return None
         self.conn.execute("UPDATE executions SET lease_owner = ?, lease_expires = ? WHERE id = ?",
-                          (owner, now + lease_seconds, row[0]))
-        return str(row[0])
+                          (owner, now + lease_seconds, execution_id))
+        return execution_id
 
     def leases(self, now: float) -> list[tuple[str, str]]:
         rows = self.conn.execute("SELECT id, lease_owner FROM executions WHERE lease_owner IS NOT NULL "
@@ -386,106 +501,117 @@ class Tx:
             (now, now)).fetchone()
         return int(row[0])
 
-    # -- operations ---------------------------------------------------------------------------
-    def operations(self, execution_id: str) -> list[OpRow]:
-        rows = self.conn.execute(f"SELECT {_OP_COLUMNS} FROM operations WHERE execution_id = ? ORDER BY seq",
-                                 (execution_id,)).fetchall()
-        return [OpRow(*r) for r in rows]
-
-    def has_pending_work(self, execution_id: str) -> bool:
-        """Something the service will complete later: a step retry, a wait, a callback, an invoke."""
-        row = self.conn.execute(
-            "SELECT EXISTS (SELECT 1 FROM operations WHERE execution_id = ? AND ("
-            "(type = 'STEP' AND status IN ('PENDING', 'READY')) OR "
-            "(type IN ('WAIT', 'CALLBACK', 'CHAINED_INVOKE') AND status = 'STARTED')))", (execution_id,)).fetchone()
-        return bool(row[0])
-
-    def operations_by_id(self, execution_id: str, ids: Sequence[str]) -> dict[str, OpRow]:
-        if not ids:
-            return {}
-        marks = ", ".join("?" for _ in ids)
-        rows = self.conn.execute(f"SELECT {_OP_COLUMNS} FROM operations WHERE execution_id = ? AND id IN ({marks})",
-                                 (execution_id, *ids)).fetchall()
-        return {r[1]: OpRow(*r) for r in rows}
-
-    def operations_since(self, execution_id: str, version: int) -> list[OpRow]:
-        rows = self.conn.execute(f"SELECT {_OP_COLUMNS} FROM operations WHERE execution_id = ? AND version > ? "
-                                 "ORDER BY seq", (execution_id, version)).fetchall()
-        return [OpRow(*r) for r in rows]
-
-    def put_operations(self, rows: Sequence[OpRow]) -> None:
-        self.conn.executemany(
-            f"INSERT OR REPLACE INTO operations ({_OP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(r.execution_id, r.id, r.seq, r.version, r.type, r.status, r.due_at, r.callback_id, r.timeout_at,
-              r.heartbeat_seconds, r.data) for r in rows])
-
-    def operation_by_callback(self, callback_id: str) -> OpRow | None:
-        row = self.conn.execute(f"SELECT {_OP_COLUMNS} FROM operations WHERE callback_id = ?",
-                                (callback_id,)).fetchone()
-        return OpRow(*row) if row is not None else None
-
-    def due_operations(self, now: float, limit: int = 200) -> list[OpRow]:
-        rows = self.conn.execute(f"SELECT {_OP_COLUMNS} FROM operations WHERE due_at IS NOT NULL AND due_at <= ? "
-                                 "ORDER BY due_at LIMIT ?", (now, limit)).fetchall()
-        return [OpRow(*r) for r in rows]
-
-    def next_due(self) -> float | None:
-        """The earliest timer: an operation's (wait, retry, callback timeout) or an execution timeout."""
-        row = self.conn.execute(
-            "SELECT MIN(t) FROM (SELECT MIN(due_at) AS t FROM operations WHERE due_at IS NOT NULL UNION ALL "
-            "SELECT MIN(timeout_at) FROM executions WHERE timeout_at IS NOT NULL AND status = 'RUNNING')").fetchone()
-        return float(row[0]) if row and row[0] is not None else None
-
     def timed_out_executions(self, now: float) -> list[str]:
         rows = self.conn.execute("SELECT id FROM executions WHERE timeout_at IS NOT NULL AND status = 'RUNNING' "
                                  "AND timeout_at <= ?", (now,)).fetchall()
         return [str(r[0]) for r in rows]
 
+    # -- the journal --------------------------------------------------------------------------
+    def journal(self, num: int, after: int | None = None) -> list[JournalRow]:
+        """An execution's rows in order (those after key ``after`` only, when given)."""
+        lo, hi = key_range(num)
+        rows = self.conn.execute(f"SELECT {_ROW_COLUMNS} FROM journal WHERE k > ? AND k <= ? ORDER BY k",
+                                 (lo if after is None else after, hi)).fetchall()
+        return [JournalRow(*r) for r in rows]
+
+    def operation_rows(self, num: int) -> Iterator[tuple[int, str | bytes, str, str, str | bytes]]:
+        """(k, op, type, status, data) of an execution's operation rows, in order: what replay loads
+        (streamed, not fetched into one list: 100,000 rows are read one at a time)."""
+        lo, hi = key_range(num)
+        return iter(self.conn.execute("SELECT k, op, type, status, data FROM journal WHERE k > ? AND k <= ? "
+                                      "AND op IS NOT NULL ORDER BY k", (lo, hi)))
+
+    def rows(self, keys: Sequence[int]) -> list[JournalRow]:
+        """These rows, by key."""
+        if len(keys) == 1:
+            row = self.conn.execute(f"SELECT {_ROW_COLUMNS} FROM journal WHERE k = ?", (keys[0],)).fetchone()
+            return [] if row is None else [JournalRow(*row)]
+        marks = ", ".join("?" for _ in keys)
+        return [JournalRow(*r) for r in self.conn.execute(f"SELECT {_ROW_COLUMNS} FROM journal WHERE k IN ({marks})",
+                                                          tuple(keys))]
+
+    def last_key(self, num: int) -> int:
+        lo, hi = key_range(num)
+        row = self.conn.execute("SELECT k FROM journal WHERE k > ? AND k <= ? ORDER BY k DESC LIMIT 1",
+                                (lo, hi)).fetchone()
+        return int(row[0]) if row is not None else lo
+
+    def latest_rows(self, num: int, keys: Sequence[str | bytes]) -> dict[str | bytes, JournalRow]:
+        """The latest row of each of these operations (by stored op key). A scan of the execution's
+        rows (there is no index on operation ids: the service keeps one in memory for the
+        invocations it runs, see ``LocalService._known``); for the paths that are not a checkpoint."""
+        if not keys:
+            return {}
+        lo, hi = key_range(num)
+        if len(keys) == 1:
+            row = self.conn.execute(f"SELECT {_ROW_COLUMNS} FROM journal WHERE op = ? AND k > ? AND k <= ? "
+                                    "ORDER BY k DESC LIMIT 1", (keys[0], lo, hi)).fetchone()
+            return {} if row is None else {row[1]: JournalRow(*row)}
+        marks = ", ".join("?" for _ in keys)
+        latest: dict[str | bytes, JournalRow] = {}
+        for r in self.conn.execute(f"SELECT {_ROW_COLUMNS} FROM journal WHERE op IN ({marks}) AND k > ? AND k <= ? "
+                                   "ORDER BY k", (*keys, lo, hi)):
+            latest[r[1]] = JournalRow(*r)
+        return latest
+
+    def append(self, rows: Sequence[JournalRow]) -> None:
+        values = [(r.k, r.op, r.inv, r.at, r.ev, r.type, r.status, r.pending, r.due_at, r.callback_id,
+                   r.timeout_at, r.heartbeat_seconds, r.x, r.data) for r in rows]
+        if len(values) == 1:
+            self.conn.execute(_INSERT_ROW, values[0])
+        else:
+            self.conn.executemany(_INSERT_ROW, values)
+
+    def retire(self, keys: Sequence[int]) -> None:
+        """These rows are no longer their operation's latest: nothing is pending on them any more."""
+        self.conn.executemany("UPDATE journal SET pending = NULL, due_at = NULL WHERE k = ?", [(k,) for k in keys])
+
+    def set_due(self, k: int, due_at: float | None) -> None:
+        self.conn.execute("UPDATE journal SET due_at = ? WHERE k = ?", (due_at, k))
+
+    def has_pending_work(self, num: int) -> bool:
+        """Something the service will complete later: a step retry, a wait, a callback, an invoke."""
+        lo, hi = key_range(num)
+        row = self.conn.execute("SELECT EXISTS (SELECT 1 FROM journal WHERE k > ? AND k <= ? AND pending = 1)",
+                                (lo, hi)).fetchone()  # the partial index journal_pending
+        return bool(row[0])
+
+    def row_by_callback(self, callback_id: str) -> JournalRow | None:
+        row = self.conn.execute(f"SELECT {_ROW_COLUMNS} FROM journal WHERE callback_id = ?", (callback_id,)).fetchone()
+        return JournalRow(*row) if row is not None else None
+
+    def due_rows(self, now: float, limit: int = 200) -> list[JournalRow]:
+        rows = self.conn.execute(f"SELECT {_ROW_COLUMNS} FROM journal WHERE due_at IS NOT NULL AND due_at <= ? "
+                                 "ORDER BY due_at LIMIT ?", (now, limit)).fetchall()
+        return [JournalRow(*r) for r in rows]
+
+    def next_due(self) -> float | None:
+        """The earliest timer: an operation's (wait, retry, callback timeout) or an execution timeout."""
+        row = self.conn.execute(
+            "SELECT MIN(t) FROM (SELECT MIN(due_at) AS t FROM journal WHERE due_at IS NOT NULL UNION ALL "
+            "SELECT MIN(timeout_at) FROM executions WHERE timeout_at IS NOT NULL AND status = 'RUNNING')").fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
     def pending_callbacks(self, limit: int | None = None, offset: int = 0,
-                          execution_id: str | None = None) -> list[OpRow]:
+                          execution_id: str | None = None) -> list[JournalRow]:
         """Callbacks awaiting an answer, oldest execution first and in checkpoint order within one
         (a stable order, so pages of it neither skip nor repeat). Only executions still RUNNING
-        await answers: a stopped or failed one keeps its callback rows STARTED, but answering them
+        await answers: a stopped or failed one keeps its callback rows pending, but answering them
         is refused."""
         clause, args = _pending_filter(execution_id)
-        columns = ", ".join(f"o.{c.strip()}" for c in _OP_COLUMNS.split(","))
-        rows = self.conn.execute(f"SELECT {columns} FROM operations o JOIN executions e ON e.id = o.execution_id "
-                                 f"{clause} ORDER BY e.started_at, e.rowid, o.seq LIMIT ? OFFSET ?",
-                                 (*args, -1 if limit is None else limit, offset)).fetchall()
-        return [OpRow(*r) for r in rows]
+        rows = self.conn.execute(f"SELECT {_JOURNAL_COLUMNS} FROM journal j JOIN executions e "
+                                 f"ON e.num = (j.k >> {POSITION_BITS}) {clause} ORDER BY e.started_at, e.num, j.k "
+                                 "LIMIT ? OFFSET ?", (*args, -1 if limit is None else limit, offset)).fetchall()
+        return [JournalRow(*r) for r in rows]
 
     def count_pending_callbacks(self, execution_id: str | None = None) -> int:
         clause, args = _pending_filter(execution_id)
-        return int(self.conn.execute(f"SELECT COUNT(*) FROM operations o JOIN executions e ON e.id = o.execution_id "
-                                     f"{clause}", args).fetchone()[0])
+        return int(self.conn.execute(f"SELECT COUNT(*) FROM journal j JOIN executions e ON e.num = "
+                                     f"(j.k >> {POSITION_BITS}) {clause}", args).fetchone()[0])
 
-    def clear_due(self, execution_id: str) -> None:
-        self.conn.execute("UPDATE operations SET due_at = NULL WHERE execution_id = ? AND due_at IS NOT NULL",
-                          (execution_id,))
-
-    # -- events -------------------------------------------------------------------------------
-    def add_events(self, execution_id: str, events: Sequence[tuple[int, dict[str, Any]]]) -> None:
-        self.conn.executemany("INSERT INTO events (execution_id, event_id, data) VALUES (?, ?, ?)",
-                              [(execution_id, eid, json.dumps(data, separators=(",", ":"))) for eid, data in events])
-
-    def events_after(self, execution_id: str, after: int, limit: int) -> list[dict[str, Any]]:
-        """Up to ``limit`` stored events with an id above ``after``, in order (a follower's page)."""
-        rows = self.conn.execute("SELECT data FROM events WHERE execution_id = ? AND event_id > ? "
-                                 "ORDER BY event_id LIMIT ?", (execution_id, after, limit)).fetchall()
-        return [json.loads(r[0]) for r in rows]
-
-    def operations_by_seq(self, execution_id: str, seqs: Sequence[int]) -> list[OpRow]:
-        if not seqs:
-            return []
-        marks = ", ".join("?" for _ in seqs)
-        rows = self.conn.execute(f"SELECT {_OP_COLUMNS} FROM operations WHERE execution_id = ? AND seq IN ({marks})",
-                                 (execution_id, *seqs)).fetchall()
-        return [OpRow(*r) for r in rows]
-
-    def events(self, execution_id: str) -> list[dict[str, Any]]:
-        rows = self.conn.execute("SELECT data FROM events WHERE execution_id = ? ORDER BY event_id",
-                                 (execution_id,)).fetchall()
-        return [json.loads(r[0]) for r in rows]
+    def clear_due(self, num: int) -> None:
+        lo, hi = key_range(num)
+        self.conn.execute("UPDATE journal SET due_at = NULL WHERE k > ? AND k <= ? AND due_at IS NOT NULL", (lo, hi))
 
 
 def _execution_filter(status: str | None, function: str | None) -> tuple[str, list[Any]]:
@@ -500,7 +626,7 @@ def _execution_filter(status: str | None, function: str | None) -> tuple[str, li
 
 
 def _pending_filter(execution_id: str | None) -> tuple[str, list[Any]]:
-    clause = "WHERE o.callback_id IS NOT NULL AND o.status = 'STARTED' AND e.status = 'RUNNING'"
+    clause = "WHERE j.callback_id IS NOT NULL AND j.pending = 1 AND e.status = 'RUNNING'"
     if execution_id is None:
         return clause, []
-    return clause + " AND o.execution_id = ?", [execution_id]
+    return clause + " AND e.id = ?", [execution_id]

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 
 from ..errors import CheckpointError, SerializationError
 from ..jsontext import check_error_text, check_text
-from ..model import Operation, OperationAction, OperationStatus, OperationType, OperationUpdate
-from .store import OpRow
+from ..model import OperationAction, OperationStatus, OperationType, OperationUpdate
+from .store import JournalRow
+from .writes import load_operation
 
 ALLOWED = {
     OperationType.STEP: {OperationAction.START, OperationAction.SUCCEED, OperationAction.FAIL, OperationAction.RETRY},
@@ -20,52 +21,60 @@ ALLOWED = {
 }
 
 
-def validate_batch(updates: Sequence[OperationUpdate], existing: dict[str, OpRow]) -> None:
+_ALLOWED_PAIRS = {(kind.value, action.value) for kind, actions in ALLOWED.items() for action in actions}
+"""ALLOWED as pairs of plain strings: an enum member hashes through Python code, a str does not."""
+
+
+def validate_batch(updates: Sequence[OperationUpdate], existing: dict[str, JournalRow]) -> None:
     """The service's validity rules: refuse the whole batch before writing anything."""
     seen: dict[str, OperationAction] = {}
     started_contexts: set[str] = set()
     for index, update in enumerate(updates):
-        where = f"update #{index + 1} ({update.Type.value} {update.Action.value} {update.Id[:12]}…)"
-        if update.Action not in ALLOWED[update.Type]:
-            raise CheckpointError(f"{where}: action {update.Action.value} is not allowed for {update.Type.value}")
+        if (update.Type._value_, update.Action._value_) not in _ALLOWED_PAIRS:
+            raise CheckpointError(f"{_where(index, update)}: action {update.Action.value} is not allowed for {update.Type.value}")
         if update.Type == OperationType.EXECUTION and index != len(updates) - 1:
-            raise CheckpointError(f"{where}: an EXECUTION update must be the last of its batch")
+            raise CheckpointError(f"{_where(index, update)}: an EXECUTION update must be the last of its batch")
         if update.Id in seen:
             if not (seen[update.Id] == OperationAction.START and update.Action != OperationAction.START
                     and update.Type in (OperationType.STEP, OperationType.CONTEXT)):
-                raise CheckpointError(f"{where}: the same operation appears twice in one batch")
+                raise CheckpointError(f"{_where(index, update)}: the same operation appears twice in one batch")
         if update.ParentId and update.ParentId not in started_contexts:
             parent = existing.get(update.ParentId)
-            if parent is None or parent.type != OperationType.CONTEXT.value:
-                raise CheckpointError(f"{where}: ParentId does not name a CONTEXT operation")
+            if parent is None or parent.type != OperationType.CONTEXT:
+                raise CheckpointError(f"{_where(index, update)}: ParentId does not name a CONTEXT operation")
         row = existing.get(update.Id)
         if row is None and update.Id not in seen and update.Type == OperationType.WAIT \
                 and update.Action == OperationAction.CANCEL:
-            raise CheckpointError(f"{where}: cannot CANCEL a wait that was never started")
+            raise CheckpointError(f"{_where(index, update)}: cannot CANCEL a wait that was never started")
         if row is not None and update.Type != OperationType.EXECUTION and update.Id not in seen:
-            current = Operation.model_validate_json(row.data)
+            current = load_operation(row)
             for key in ("Type", "SubType", "Name", "ParentId"):
                 if getattr(current, key) != getattr(update, key):
-                    raise CheckpointError(f"{where}: Inconsistent operation {key} "
+                    raise CheckpointError(f"{_where(index, update)}: Inconsistent operation {key} "
                                           f"({getattr(current, key)!r} stored, {getattr(update, key)!r} sent)")
-            _check_transition(where, update, current.Status)
+            _check_transition(index, update, current.Status)
         if update.Type == OperationType.STEP and update.Action == OperationAction.RETRY and update.StepOptions is None:
-            raise CheckpointError(f"{where}: RETRY requires StepOptions")
+            raise CheckpointError(f"{_where(index, update)}: RETRY requires StepOptions")
         if update.Type == OperationType.CHAINED_INVOKE and update.ChainedInvokeOptions is None:
-            raise CheckpointError(f"{where}: CHAINED_INVOKE START requires ChainedInvokeOptions (FunctionName)")
+            raise CheckpointError(f"{_where(index, update)}: CHAINED_INVOKE START requires ChainedInvokeOptions (FunctionName)")
         if update.Type == OperationType.WAIT and update.Action == OperationAction.START and update.WaitOptions is None:
-            raise CheckpointError(f"{where}: WAIT START requires WaitOptions (WaitSeconds)")
+            raise CheckpointError(f"{_where(index, update)}: WAIT START requires WaitOptions (WaitSeconds)")
         if update.Action == OperationAction.FAIL and update.Payload is not None:
-            raise CheckpointError(f"{where}: FAIL must not carry a Payload")
+            raise CheckpointError(f"{_where(index, update)}: FAIL must not carry a Payload")
         if update.Action == OperationAction.SUCCEED and update.Error is not None:
-            raise CheckpointError(f"{where}: SUCCEED must not carry an Error")
-        _check_texts(where, update)
+            raise CheckpointError(f"{_where(index, update)}: SUCCEED must not carry an Error")
+        _check_texts(index, update)
         if update.Type == OperationType.CONTEXT and update.Action == OperationAction.START:
             started_contexts.add(update.Id)
         seen[update.Id] = update.Action
 
 
-def _check_transition(where: str, update: OperationUpdate, status: OperationStatus) -> None:
+def _where(index: int, update: OperationUpdate) -> str:
+    """How a refusal names the update (built only when one is refused)."""
+    return f"update #{index + 1} ({update.Type.value} {update.Action.value} {update.Id[:12]}…)"
+
+
+def _check_transition(index: int, update: OperationUpdate, status: OperationStatus) -> None:
     kind, action = update.Type, update.Action
     ok = True
     if kind == OperationType.STEP:
@@ -80,10 +89,10 @@ def _check_transition(where: str, update: OperationUpdate, status: OperationStat
     elif kind in (OperationType.CALLBACK, OperationType.CHAINED_INVOKE):
         ok = False
     if not ok:
-        raise CheckpointError(f"{where}: cannot {action.value} an operation that is {status.value}")
+        raise CheckpointError(f"{_where(index, update)}: cannot {action.value} an operation that is {status.value}")
 
 
-def _check_texts(where: str, update: OperationUpdate) -> None:
+def _check_texts(index: int, update: OperationUpdate) -> None:
     """Payloads and errors are stored as UTF-8: text that cannot be (a lone surrogate) is refused
     here, before the transaction, rather than failing the write."""
     try:
@@ -92,4 +101,4 @@ def _check_texts(where: str, update: OperationUpdate) -> None:
         if update.Error is not None:
             check_error_text(update.Error, "its Error")
     except SerializationError as exc:
-        raise CheckpointError(f"{where}: {exc}") from None
+        raise CheckpointError(f"{_where(index, update)}: {exc}") from None

@@ -38,6 +38,8 @@ import pytest
 
 from duragent.agents.usage import DEFAULT_PRICES, Price, price_for
 from duragent.durable import LocalRuntime
+from duragent.durable.local.rows import unpack
+from duragent.durable.local.store import key_range
 from tests.fakes.provider_server import (
     Expired,
     FakeError,
@@ -98,11 +100,14 @@ class Job:
         self.kills += 1
 
     def ops(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Each operation's latest state, read from the journal without disturbing the worker."""
         with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=10) as conn:
-            rows = conn.execute("SELECT data FROM operations WHERE execution_id = ?", (self.id,)).fetchall()
+            num = conn.execute("SELECT num FROM executions WHERE id = ?", (self.id,)).fetchone()[0]
+            rows = conn.execute("SELECT op, status, data FROM journal WHERE k > ? AND k <= ? AND op IS NOT NULL "
+                                "ORDER BY k", key_range(num)).fetchall()
         conn.close()
-        ops = [json.loads(r[0]) for r in rows]
-        return [op for op in ops if status is None or op.get("Status") == status]
+        latest = {op: {**json.loads(unpack(data)), "Status": op_status} for op, op_status, data in rows}
+        return [op for op in latest.values() if status is None or op.get("Status") == status]
 
     def started_calls(self) -> int:
         return sum(1 for op in self.ops("STARTED") if op.get("SubType") in ("ModelCall", "ModelCallStart",

@@ -366,9 +366,11 @@ def test_doctor_finds_what_sqlite_cannot(tmp_path: Path) -> None:
     db, cli = _store_with_work(tmp_path)
     assert cli("stop", "j2").returncode == 0
     with sqlite3.connect(db) as conn:  # consistent pages, inconsistent store
-        conn.execute("DELETE FROM events WHERE execution_id = 'j2' AND data LIKE '%ExecutionStopped%'")
+        conn.execute("DELETE FROM journal WHERE (k >> 32) = (SELECT num FROM executions WHERE id = 'j2') "
+                     "AND op IS NULL AND data LIKE '%ExecutionStopped%'")
         conn.execute("UPDATE executions SET lease_owner = 'x', lease_expires = NULL WHERE id = 'j0'")
-        conn.execute("UPDATE operations SET callback_id = NULL WHERE execution_id = 'j1' AND type = 'CALLBACK'")
+        conn.execute("UPDATE journal SET callback_id = NULL WHERE (k >> 32) = (SELECT num FROM executions "
+                     "WHERE id = 'j1') AND type = 'CALLBACK' AND pending = 1")
     report = cli("doctor")
     assert report.returncode == 1
     out = report.stdout

@@ -79,24 +79,36 @@ def store(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return db, ids
 
 
+def _rows_of(execution_id: str) -> str:
+    """SQL: the journal rows of an execution (keys are the execution's number << 32 + position)."""
+    return f"(k >> 32) = (SELECT num FROM executions WHERE id = '{execution_id}')"
+
+
+def _row(execution_id: str, position: int) -> str:
+    return f"k = (SELECT (num << 32) + {position} FROM executions WHERE id = '{execution_id}')"
+
+
 DAMAGE = {
-    "final event": ("DELETE FROM events WHERE execution_id = 'c' AND data LIKE '%ExecutionStopped%'",
+    "final event": (f"DELETE FROM journal WHERE {_rows_of('c')} AND op IS NULL AND data LIKE '%ExecutionStopped%'",
                     "c", "no ExecutionStopped event"),
-    "gap": ("DELETE FROM events WHERE execution_id = 'a' AND event_id = 3", "a", "history has a gap"),
-    "lost tail": ("UPDATE executions SET event_seq = event_seq + 2 WHERE id = 'b'", "b", "lost its tail"),
-    "unreadable op": ("UPDATE operations SET data = '{' WHERE execution_id = 'a' AND type = 'STEP'", "a",
+    "gap": (f"DELETE FROM journal WHERE {_row('a', 3)}", "a", "history has a gap"),
+    "unknown code": (f"UPDATE journal SET ev = 'E?' WHERE {_row('b', 1)}", "b", "unknown event codes"),
+    "unreadable op": (f"UPDATE journal SET data = '{{' WHERE {_rows_of('a')} AND type = 'STEP'", "a",
                       "does not read back"),
-    "columns": ("UPDATE operations SET status = 'SUCCEEDED' WHERE execution_id = 'b' AND type = 'CALLBACK'", "b",
-                "in its data but CALLBACK SUCCEEDED in its columns"),
+    "pending": (f"UPDATE journal SET status = 'SUCCEEDED' WHERE {_rows_of('b')} AND type = 'CALLBACK' "
+                "AND pending = 1", "b", "is SUCCEEDED but marked pending"),
+    "retired": (f"UPDATE journal SET pending = 1 WHERE {_rows_of('a')} AND type = 'WAIT' AND status = 'STARTED'",
+                "a", "no longer its operation's latest"),
     "lease": ("UPDATE executions SET lease_owner = NULL, invocation_id = 'x', lease_expires = NULL WHERE id = 'a'",
               "a", "no worker holds the lease"),
-    "timer": ("UPDATE operations SET due_at = NULL WHERE execution_id = 'b' AND type = 'CALLBACK'", "b",
+    "timer": (f"UPDATE journal SET due_at = NULL WHERE {_rows_of('b')} AND type = 'CALLBACK' AND pending = 1", "b",
               "has a timeout but no timer"),
+    "callback id": (f"UPDATE journal SET callback_id = NULL WHERE {_rows_of('b')} AND type = 'CALLBACK' "
+                    "AND pending = 1", "b", "has no callback id"),
     "status": ("UPDATE executions SET status = 'DONE' WHERE id = 'a'", "a", "unknown status 'DONE'"),
     "ended": ("UPDATE executions SET ended_at = NULL WHERE id = 'c'", "c", "STOPPED but ended_at is None"),
-    "root": ("DELETE FROM operations WHERE execution_id = 'b' AND id = 'b'", "b", "EXECUTION operation"),
-    "orphan": ("UPDATE events SET execution_id = 'ghost' WHERE execution_id = 'c'", None,
-               "execution ghost, which is not in the store"),
+    "root": (f"DELETE FROM journal WHERE {_row('b', 1)}", "b", "EXECUTION operation"),
+    "orphan": ("UPDATE executions SET num = num + 1000 WHERE id = 'c'", None, "which is not in the store"),
 }
 
 

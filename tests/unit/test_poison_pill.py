@@ -48,7 +48,9 @@ def _pending(rt: LocalRuntime) -> str:
 
 def _store_bytes(rt: LocalRuntime, eid: str) -> Any:
     row = rt.service.execution(eid)
-    return rt.history(eid), [op.model_dump() for op in rt.operations(eid)], row["version"], row["status"]
+    with rt.store.reading() as tx:
+        last = tx.last_key(int(row["num"]))  # the journal's end: nothing appended
+    return rt.history(eid), [op.model_dump() for op in rt.operations(eid)], last, row["status"]
 
 
 @pytest.mark.parametrize(("answer", "reason"), BAD_ANSWERS, ids=[r for _, r in BAD_ANSWERS])
@@ -172,7 +174,8 @@ def test_a_step_result_nested_too_deeply_fails_the_step_cleanly(rt: LocalRuntime
 def _corrupt_operation(db: Path, eid: str) -> None:
     """What a damaged row looks like to us: operation data that no longer parses."""
     with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE operations SET data = '{\"Id\": 1' WHERE execution_id = ? AND type = 'STEP'", (eid,))
+        conn.execute("UPDATE journal SET data = '{\"Name\": 1' WHERE type = 'STEP' "
+                     "AND (k >> 32) = (SELECT num FROM executions WHERE id = ?)", (eid,))
 
 
 def _step_then_wait(event: Any, ctx: DurableContext) -> int:
@@ -219,7 +222,8 @@ def test_a_damaged_timer_row_does_not_stop_the_other_timers(tmp_path: Path) -> N
         bad, good = rt.start(_step_then_wait, execution_id="bad"), rt.start(_step_then_wait, execution_id="good")
         rt.run_until_idle(skip_time=False)
     with sqlite3.connect(db) as conn:  # the bad execution's WAIT row no longer parses
-        conn.execute("UPDATE operations SET data = 'garbage' WHERE execution_id = 'bad' AND type = 'WAIT'")
+        conn.execute("UPDATE journal SET data = 'garbage' WHERE type = 'WAIT' "
+                     "AND (k >> 32) = (SELECT num FROM executions WHERE id = 'bad')")
     with LocalRuntime(db, clock=clock) as rt:
         rt.register(_step_then_wait)
         clock.advance(10)
@@ -235,8 +239,8 @@ def test_a_row_nothing_can_parse_is_held_back_not_claimed_in_a_hot_loop(tmp_path
     clock = VirtualClock()
     with LocalRuntime(db, clock=clock) as rt:
         bad, good = rt.start(_step_then_wait, execution_id="bad"), rt.start(_step_then_wait, execution_id="good")
-    with sqlite3.connect(db) as conn:  # counters that are not numbers: not even the stall record can be written
-        conn.execute("UPDATE executions SET version = 'x', event_seq = 'y' WHERE id = 'bad'")
+    with sqlite3.connect(db) as conn:  # a counter that is not a number: no invocation can be opened
+        conn.execute("UPDATE executions SET invocations = 'x' WHERE id = 'bad'")
     with LocalRuntime(db, clock=clock) as rt:
         rt.register(_step_then_wait)
         ran = rt.run_until_idle(skip_time=False)

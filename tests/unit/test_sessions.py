@@ -205,8 +205,7 @@ def test_the_journal_grows_with_each_turn_not_with_the_conversation(tmp_path: Pa
 
 def _stored_bytes(rt: LocalRuntime, execution_id: str) -> int:
     with rt.store.transaction(write=False) as tx:
-        ops = tx.conn.execute("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM operations WHERE execution_id = ?",
-                              (execution_id,)).fetchone()[0]
-        events = tx.conn.execute("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM events WHERE execution_id = ?",
+        stored = tx.conn.execute("SELECT COALESCE(SUM(LENGTH(data) + COALESCE(LENGTH(x), 0)), 0) FROM journal "
+                                 "WHERE (k >> 32) = (SELECT num FROM executions WHERE id = ?)",
                                  (execution_id,)).fetchone()[0]
-    return int(ops) + int(events)
+    return int(stored)

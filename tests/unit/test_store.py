@@ -3,6 +3,7 @@ executions across runtimes (processes) that open the same file."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 from duragent.durable import DurableContext, LocalRuntime, VirtualClock
 from duragent.durable.errors import StoreError
+from duragent.durable.local.rows import unpack
 
 
 def _files(path: Path) -> dict[str, bytes]:
@@ -117,13 +119,17 @@ def test_a_large_payload_is_stored_once_and_history_still_shows_it(tmp_path: Pat
     assert history["ExecutionSucceeded"]["ExecutionSucceededDetails"]["Result"]["Payload"] == f'"{big}!"'
     rt.close()
     with sqlite3.connect(tmp_path / "once.db") as conn:
-        stored_events = " ".join(row[0] for row in conn.execute("SELECT data FROM events"))
-    assert big not in stored_events  # each payload is kept once, in its operation or execution row
+        rows = [(op, unpack(data)) for op, data in conn.execute("SELECT op, data FROM journal")]
+    conn.close()
+    assert not any(big in data for op, data in rows if op is None)  # no copy in the execution's events
+    # each payload once, in its operation's row: the input, the step's result, the child's result
+    assert sum(data.count(big) for op, data in rows if op is not None) == 3
 
 
-def test_stored_events_name_their_operation_once_and_history_restores_it(tmp_path: Path) -> None:
-    """Events are stored with a reference to their operation row; the history API shows the full
-    identity (Id, Name, SubType, ParentId) exactly as the AWS shape has it."""
+def test_operation_events_are_rebuilt_from_one_row_per_change_with_their_full_identity(tmp_path: Path) -> None:
+    """No event rows for operations: a step that started and succeeded in one checkpoint is one
+    journal row, and the history API rebuilds both of its events with the full identity (Id, Name,
+    SubType, ParentId) exactly as the AWS shape has it."""
 
     def handler(event: dict[str, Any], ctx: DurableContext) -> str:
         return ctx.run_in_child_context(lambda child: child.step(lambda: "in", name="inner"), name="outer")
@@ -142,5 +148,8 @@ def test_stored_events_name_their_operation_once_and_history_restores_it(tmp_pat
     assert "SubType" not in started  # execution-level events carry no SubType
     rt.close()
     with sqlite3.connect(tmp_path / "ref.db") as conn:
-        stored = [row[0] for row in conn.execute("SELECT data FROM events")]
-    assert not any(ops["inner"].Id in data for data in stored)
+        inner_rows = conn.execute("SELECT ev FROM journal WHERE op = ?", (bytes.fromhex(ops["inner"].Id),)).fetchall()
+        event_rows = [unpack(r[0]) for r in conn.execute("SELECT data FROM journal WHERE op IS NULL")]
+    conn.close()
+    assert len(inner_rows) == 1 and len(inner_rows[0][0]) == 2  # one row, two events
+    assert [json.loads(e)["EventType"] for e in event_rows] == ["InvocationCompleted", "ExecutionSucceeded"]

@@ -4,6 +4,7 @@ loses a checkpoint: the invocation is abandoned, rolled back whole, and retried 
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from duragent.durable import DurableContext, LocalRuntime, VirtualClock
 
-BIG = "x" * 20_000  # a step result that needs fresh pages
+BIG = secrets.token_hex(10_000)  # a step result that needs fresh pages (random: it does not compress away)
 
 
 def _handler(calls: list[str]):  # type: ignore[no-untyped-def]

@@ -24,9 +24,8 @@ from duragent.durable.model import OperationAction, OperationType, OperationUpda
 
 
 def _snapshot(rt: LocalRuntime, eid: str) -> tuple[Any, ...]:
-    row = rt.service.execution(eid)
-    return (rt.history(eid), [op.model_dump() for op in rt.operations(eid)],
-            {k: row[k] for k in ("status", "token_seq", "version", "event_seq", "op_seq")})
+    rows = rt.store._conn.execute("SELECT COUNT(*), MAX(k) FROM journal").fetchone()
+    return (rt.history(eid), [op.model_dump() for op in rt.operations(eid)], rt.service.execution(eid), tuple(rows))
 
 
 def _step_update(name: str, action: OperationAction, counter: int = 1, **fields: Any) -> OperationUpdate:

@@ -1,0 +1,1 @@
+"""Peer frameworks measured beside duragent (``make bench-peers``); run inside ``.venv-peers``."""

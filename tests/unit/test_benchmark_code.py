@@ -1,0 +1,35 @@
+"""A smoke test of the benchmark code (``make bench`` is not part of ``make test``): the replay
+benchmark's two halves, recording N steps and waking the execution in a fresh interpreter, work
+on a tiny N, and its numbers are the ones it claims to measure."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from benchmarks._common import Result
+from benchmarks.bench_replay import build, reinvoke
+from duragent.durable import LocalRuntime
+
+
+def test_the_replay_benchmark_wakes_a_recorded_execution_in_a_fresh_process(tmp_path: Path) -> None:
+    master = tmp_path / "master.db"
+    assert build(master, 20) > 0
+    copy = tmp_path / "copy.db"
+    shutil.copyfile(master, copy)
+    measured = reinvoke(copy)
+    assert measured["status"] == "RUNNING" and measured["seconds"] > 0
+    assert measured["peak_kb"] >= measured["rss_before_kb"] > 0
+    with LocalRuntime(copy) as rt:  # the second invocation replayed 20 steps and suspended again
+        execution = rt.list(limit=1)[0]
+        assert rt.get(execution["id"]).invocations == 2
+        assert sum(op.Type.value == "STEP" for op in rt.operations(execution["id"])) == 20
+        assert sum(op.Type.value == "WAIT" for op in rt.operations(execution["id"])) == 2
+
+
+def test_results_compare_with_their_target_in_the_stated_direction() -> None:
+    assert Result("b", "m", 3.0, "x", target=5.0, op=">=").met is False
+    assert Result("b", "m", 6.0, "x", target=5.0, op=">=").met is True
+    assert Result("b", "m", 1.2, "x", target=1.2).met is True
+    assert Result("b", "m", 1.2, "x", target=1.2, op="<").met is False
+    assert Result("b", "m", 1.0, "x").met is None
