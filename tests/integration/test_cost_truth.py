@@ -249,8 +249,7 @@ def kill_batch_job(job: Job, server: ProviderServer, plan: list[tuple[str, int]]
         if phase == "submit":
             server.hold_creations()  # the creation's answer waits: the batch exists, its id is not saved
         elif phase in ("summary", "collect"):
-            # collect: the results are read in milliseconds, so the kill may come after the last
-            # one; the summary call is held then, and counted if it went out
+            # collect: the summary call after the results is held, so the kill has a stable point
             server.hold(after=server.model_request_count)
         worker = job.spawn()
         try:
@@ -264,8 +263,12 @@ def kill_batch_job(job: Job, server: ProviderServer, plan: list[tuple[str, int]]
                 reached = wait_until(lambda mark=mark: sum(1 for op in job.ops("SUCCEEDED")  # type: ignore[misc]
                                                            if op.get("SubType") == "ModelCall") >= mark,
                                      worker, f"{mark} results collected")
-                if reached and job.started_calls() == 1:  # past the results: the summary call began
-                    reached = wait_until(lambda: server.held == 1, worker, "the summary call sent")
+                # the results are read in milliseconds, so a kill right here could land between the
+                # summary call's sent marker and its request; kill once the summary call is held at
+                # the server instead, where the worker cannot go further (deterministic: it is lost)
+                if reached:
+                    reached = wait_until(lambda: server.held == 1 and job.started_calls() == 1, worker,
+                                         "the summary call sent after the collected results", stable=3)
                     lost += 1 if reached else 0
             else:
                 reached = wait_until(lambda: server.held == 1 and job.started_calls() == 1, worker,
