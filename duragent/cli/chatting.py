@@ -161,13 +161,13 @@ def open_session(runtime: Any, fn: Any, session_id: str | None, target: str) -> 
 
 def cmd_chat(args: argparse.Namespace) -> int:
     """``duragent chat TARGET [--session ID]`` (local store only; creates the store if needed)."""
-    from .running import _absolute_target, _load_target, open_runtime
+    from .running import absolute_target, load_target, open_runtime
 
     if args.session is not None:
         values.execution_id(args.session, "--session")
-    obj = _load_target(args.target)
+    obj = load_target(args.target)
     with open_runtime(args) as runtime:
-        return run_chat(runtime, obj, session_id=args.session, target=_absolute_target(args.target), inp=sys.stdin,
+        return run_chat(runtime, obj, session_id=args.session, target=absolute_target(args.target), inp=sys.stdin,
                         out=sys.stdout, command=command(args, "").rstrip())
 
 

@@ -37,7 +37,7 @@ from duragent.durable.registry import function_name
 from duragent.ops import LocalOperator, values
 
 from .common import EXIT_OK, CliError
-from .running import _absolute_target, _load_target, open_runtime
+from .running import absolute_target, load_target, open_runtime
 
 MAX_WAIT = 300.0
 """The longest a tool waits for an execution to finish or pause (seconds)."""
@@ -56,12 +56,12 @@ class Offered:
         self.functions: dict[str, tuple[Callable[..., Any], str]] = {}
         self.targets: dict[str, str] = {}
         for target in targets:
-            fn = _load_target(target)
+            fn = load_target(target)
             name = function_name(fn)
-            if name in self.functions and self.functions[name][1] != _absolute_target(target):
+            if name in self.functions and self.functions[name][1] != absolute_target(target):
                 raise CliError(f"two TARGETs are functions named {name!r}; give one of them another name with "
                                "@durable_function(name=...)")
-            self.functions[name] = (fn, _absolute_target(target))
+            self.functions[name] = (fn, absolute_target(target))
             self.targets[target] = name
 
     def find(self, function: str) -> tuple[Callable[..., Any], str]:

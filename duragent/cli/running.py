@@ -50,7 +50,7 @@ def import_cwd() -> None:
         sys.path.insert(0, cwd)
 
 
-def _absolute_target(target: str) -> str:
+def absolute_target(target: str) -> str:
     """Store file targets as absolute paths, so a worker started elsewhere can import them."""
     module_ref, _, attr = target.rpartition(":")
     if module_ref and (module_ref.endswith(".py") or "/" in module_ref):
@@ -58,7 +58,7 @@ def _absolute_target(target: str) -> str:
     return target
 
 
-def _load_target(target: str) -> Callable[..., Any]:
+def load_target(target: str) -> Callable[..., Any]:
     values.short_text(target, "TARGET", limit=4096)
     import_cwd()
     try:
@@ -102,9 +102,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     event = {} if args.input is None else read_json(args.input, "--input", "'{\"amount\": 5}' or @path/to/input.json")
     if args.id is not None:
         values.execution_id(args.id, "--id")
-    fn = _load_target(args.target)
+    fn = load_target(args.target)
     with open_runtime(args) as runtime:
-        execution_id = runtime.start(fn, event, args.id, target=_absolute_target(args.target), timeout=args.timeout)
+        execution_id = runtime.start(fn, event, args.id, target=absolute_target(args.target), timeout=args.timeout)
         with progress_while(runtime, execution_id, sys.stderr):  # a live status line, on a terminal only
             _drive(runtime, execution_id)
         return _report_run(args, runtime, execution_id)
