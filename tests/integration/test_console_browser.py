@@ -8,14 +8,13 @@ from the store that stay text. A failing test leaves a screenshot in .test-artif
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import BrowserContext, Page, expect
 
 from duragent.agents import Agent, ask_human
 from duragent.agents.messages import ModelRequest, ModelResponse, ToolResult
@@ -24,11 +23,9 @@ from duragent.console import ConsoleServer
 from duragent.durable import DurableContext, LocalRuntime, VirtualClock
 from duragent.ops import LocalOperator
 from duragent.tools import tool
+from tests.integration.chromium import chromium
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / ".test-artifacts" / "console"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 EVIL = "<img src=x onerror=\"window.__pwned=1\"><script>window.__pwned=2</script>"
 BOOKED: list[dict[str, Any]] = []
 
@@ -121,16 +118,8 @@ def console(tmp_path: Path) -> Iterator[Console]:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
-    if shutil.which(CHROMIUM) is None:
-        pytest.fail(f"{CHROMIUM} is missing: `make install` installs Debian's chromium (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True, args=FLAGS,
-            viewport={"width": 1280, "height": 1600})
-        try:
-            yield context
-        finally:
-            context.close()
+    with chromium(tmp_path_factory.mktemp("chromium-profile"), height=1600) as context:
+        yield context
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import BrowserContext, Page, expect
 
 from duragent.agents import Agent, CompactionPolicy, Session, conversation
 from duragent.agents.messages import ModelRequest, ModelResponse, TextBlock, Usage
@@ -24,10 +23,8 @@ from duragent.agents.models import FunctionModel
 from duragent.console import ConsoleServer
 from duragent.durable import DurableContext, LocalRuntime, VirtualClock
 from duragent.ops import LocalOperator
+from tests.integration.chromium import chromium
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 EVIL = "<img src=x onerror=\"window.__pwned=1\">"
 
 
@@ -225,16 +222,8 @@ def test_compactions_show_in_the_conversation(setup: Setup) -> None:
 # -- in a browser ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
-    if shutil.which(CHROMIUM) is None:
-        pytest.fail(f"{CHROMIUM} is missing: `make install` installs Debian's chromium (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True, args=FLAGS,
-            viewport={"width": 1280, "height": 1400})
-        try:
-            yield context
-        finally:
-            context.close()
+    with chromium(tmp_path_factory.mktemp("chromium-profile"), height=1400) as context:
+        yield context
 
 
 @pytest.fixture
