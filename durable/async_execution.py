@@ -10,28 +10,20 @@ from typing import Any
 
 from .async_context import AsyncDurableContext
 from .backend import DurableService, InvocationInput
-from .execution import Handler, _run, load_operations, read_input
-from .model import InvocationOutput, OperationType
-from .state import ExecutionState
+from .execution import Handler, _run, begin_invocation, end_invocation, read_input
+from .model import InvocationOutput
 
 
 async def arun_invocation(handler: Handler, invocation: InvocationInput, service: DurableService, *,
                           now: Callable[[], float], hooks: Any = None) -> InvocationOutput:
-    state = ExecutionState(arn=invocation.arn, token=invocation.token,
-                           operations=load_operations(invocation, service), service=service, now=now,
-                           hooks=hooks)
+    state, first = begin_invocation(invocation, service, now=now, hooks=hooks)
     ctx = AsyncDurableContext(state)
-    first = not any(op.Type != OperationType.EXECUTION for op in state.operations.values())
-    if hooks is not None:
-        hooks.invocation_start(state.arn, first)
     try:
         settled = await settle(handler, read_input(state), ctx)
         output = _run(settled, ctx, state)  # type: ignore[arg-type]
     finally:
         state.close()
-    if hooks is not None:
-        hooks.invocation_end(state.arn, output.Status.value, first)
-    return output
+    return end_invocation(state, output, first, hooks)
 
 
 async def settle(handler: Callable[..., Any], event: Any, ctx: AsyncDurableContext) -> Handler:

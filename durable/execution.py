@@ -54,17 +54,29 @@ def run_invocation(handler: Handler, invocation: InvocationInput, service: Durab
         from .loop import run_coroutine
 
         return run_coroutine(arun_invocation(handler, invocation, service, now=now, hooks=hooks))
+    state, first = begin_invocation(invocation, service, now=now, hooks=hooks)
+    try:
+        output = _run(handler, DurableContext(state), state)
+    finally:
+        state.close()
+    return end_invocation(state, output, first, hooks)
+
+
+def begin_invocation(invocation: InvocationInput, service: DurableService, *, now: Callable[[], float],
+                     hooks: Any = None) -> tuple[ExecutionState, bool]:
+    """The invocation's state, and whether it is the execution's first; the plugins are told it began.
+    Shared by the sync and async invocations."""
     state = ExecutionState(arn=invocation.arn, token=invocation.token,
                            operations=load_operations(invocation, service), service=service, now=now,
                            hooks=hooks)
-    ctx = DurableContext(state)
     first = not any(op.Type != OperationType.EXECUTION for op in state.operations.values())
     if hooks is not None:
         hooks.invocation_start(state.arn, first)
-    try:
-        output = _run(handler, ctx, state)
-    finally:
-        state.close()
+    return state, first
+
+
+def end_invocation(state: ExecutionState, output: InvocationOutput, first: bool,
+                   hooks: Any = None) -> InvocationOutput:
     if hooks is not None:
         hooks.invocation_end(state.arn, output.Status.value, first)
     return output
