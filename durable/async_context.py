@@ -25,7 +25,7 @@ from .config import (
     StepConfig,
     WaitForConditionConfig,
 )
-from .context import _NO_RETRY, ContextBase, _uuid4_text
+from .context import _MISS, _NO_RETRY, ContextBase, _uuid4_text
 from .flow import adrive
 from .operations.batch import BatchResult
 from .operations.callback import AsyncCallback
@@ -49,6 +49,9 @@ class AsyncDurableContext(ContextBase):
                    config: StepConfig | None = None, **kwargs: Any) -> Any:
         """Run ``fn(*args, **kwargs)`` (awaited if async) once; its result is checkpointed and
         replayed thereafter."""
+        value = self._replayed_step(fn, name, config)
+        if value is not _MISS:
+            return value
         return await adrive(self._step_flow(fn, args, kwargs, name, config))
 
     async def wait(self, duration: Duration | float, name: str | None = None) -> None:

@@ -39,14 +39,17 @@ from .operations import condition as _condition
 from .operations import invoke as _invoke
 from .operations import step as _step
 from .operations import wait as _wait
-from .operations._common import StepContext, forbid_inside_step
+from .operations._common import CURRENT_STEP, StepContext, forbid_inside_step
 from .plugins import OperationInfo
 from .retry import RetryPolicy
+from .serdes import JsonSerdes, deserialize, load_payload, serdes_for
 from .state import ExecutionState
 
 T = TypeVar("T")
 C = TypeVar("C", bound="ContextBase")
 
+_MISS: Any = object()
+"""What ``_replayed_step`` returns when the step is not a plain replay."""
 _NO_RETRY = StepConfig(retry=RetryPolicy.no_retry())
 PATCH_SUBTYPE = "Patch"
 _PATCH_CONFIG = StepConfig(retry=RetryPolicy.no_retry(), sub_type=PATCH_SUBTYPE)
@@ -139,6 +142,36 @@ class ContextBase:
         self.logger = DurableLogger(self.logger.fields, self.is_replaying, config.replay_logging)
 
     # -- the flow of each operation (durable/flow.py), shared by both surfaces --------------------
+    def _replayed_step(self, fn: Callable[..., Any], name: str | None, config: StepConfig | None) -> Any:
+        """The recorded result of the step the handler asks for next, if history holds it as
+        succeeded under the same identity; ``_MISS`` otherwise (and for plugins, which are told
+        about every operation): then the step's flow runs, and names any mismatch. Replay spends
+        most of its time here, so nothing is built that the answer does not need."""
+        if self.state.hooks is not None or CURRENT_STEP.get() is not None:
+            return _MISS
+        if name is None:
+            name = _default_name(fn)
+        counter = self._counter + 1
+        state = self.state
+        op = dict.get(state.operations, operation_id(counter, self._prefix))
+        if op is None:
+            return _MISS
+        peek = getattr(op, "succeeded_step", None)  # a stored row read without a model (local store)
+        found = peek() if peek is not None else state.replayed_step(op.Id)
+        if found is None or found[0] != name or found[2] != self.parent_id or \
+                found[1] != ((config.sub_type if config is not None else None) or "Step"):
+            return _MISS
+        with self._lock:
+            if self._counter != counter - 1:  # another thread took this position meanwhile
+                return _MISS
+            self._counter = counter
+        serdes = serdes_for(fn, config.serdes if config is not None else None)
+        payload = found[3]
+        if payload is not None and payload[:1] == "{":  # perhaps a pointer to a payload kept elsewhere
+            payload = load_payload(state.service, payload)
+        # our JSON serdes raises its own clear errors; a custom one is wrapped to name itself
+        return serdes.deserialize(payload) if serdes.__class__ is JsonSerdes else deserialize(serdes, payload)
+
     def _step_flow(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                    name: str | None, config: StepConfig | None) -> Flow[Any]:
         forbid_inside_step("step")
@@ -238,6 +271,9 @@ class DurableContext(ContextBase):
              **kwargs: Any) -> T:
         """Run ``fn(*args, **kwargs)`` once; its result is checkpointed and replayed thereafter."""
         _refuse_async(fn, "ctx.step")
+        value = self._replayed_step(fn, name, config)
+        if value is not _MISS:
+            return value  # type: ignore[no-any-return]
         return drive(self._step_flow(fn, args, kwargs, name, config))  # type: ignore[no-any-return]
 
     def wait(self, duration: Duration | float, name: str | None = None) -> None:

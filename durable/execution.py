@@ -29,8 +29,13 @@ Handler = Callable[[Any, DurableContext], Any]
 log = logging.getLogger("duragent.durable.execution")
 
 
-def load_operations(invocation: InvocationInput, service: DurableService) -> list[Any]:
-    operations = list(invocation.operations)
+def load_operations(invocation: InvocationInput, service: DurableService) -> list[Any] | dict[str, Any]:
+    """Every operation of the invocation (following the service's pages); a mapping by id when the
+    service handed one over whole (the local store's rows: nothing to rebuild per operation)."""
+    if isinstance(invocation.operations, dict) and not invocation.next_marker:
+        return invocation.operations
+    operations = list(invocation.operations if not isinstance(invocation.operations, dict)
+                      else invocation.operations.values())
     marker = invocation.next_marker
     while marker:
         page = service.get_state(invocation.arn, invocation.token, marker)
@@ -69,7 +74,7 @@ def begin_invocation(invocation: InvocationInput, service: DurableService, *, no
     state = ExecutionState(arn=invocation.arn, token=invocation.token,
                            operations=load_operations(invocation, service), service=service, now=now,
                            hooks=hooks)
-    first = not any(op.Type != OperationType.EXECUTION for op in state.operations.values())
+    first = not any(op.Type != OperationType.EXECUTION for op in dict.values(state.operations))  # no row parsed
     if hooks is not None:
         hooks.invocation_start(state.arn, first)
     return state, first

@@ -12,10 +12,12 @@ from typing import Any
 from .errors import NonDeterministicExecutionError
 from .model import Operation, OperationType
 
+_blake2b = hashlib.blake2b
+
 
 def operation_id(counter: int | str, prefix: str | None) -> str:
-    raw = f"{prefix}-{counter}" if prefix else str(counter)
-    return hashlib.blake2b(raw.encode()).hexdigest()[:64]
+    """The first 32 bytes of BLAKE2b(``prefix-counter``), in hex (AWS's ids)."""
+    return _blake2b((f"{prefix}-{counter}" if prefix else str(counter)).encode()).digest()[:32].hex()
 
 
 def check_identity(op: Operation, *, position: str, type_: OperationType, sub_type: str | None,

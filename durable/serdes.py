@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import typing
+from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from pydantic import TypeAdapter, ValidationError
@@ -91,6 +92,7 @@ class JsonSerdes(Generic[T]):
 
     def __init__(self, type_hint: Any = None) -> None:
         self.type_hint = None if type_hint in (None, Any, object, type(None)) else type_hint
+        self._adapter: TypeAdapter[Any] | None = None
 
     def serialize(self, value: T) -> str | None:
         return dumps(value)
@@ -99,17 +101,19 @@ class JsonSerdes(Generic[T]):
         if data is None or data == "":
             return None  # type: ignore[return-value]
         try:
-            value = json.loads(data)
+            value = _loads(data)
         except json.JSONDecodeError as exc:
             raise SerializationError(f"checkpointed payload is not JSON ({exc}): {data[:80]!r}") from None
         except RecursionError:
             raise SerializationError(f"checkpointed payload nests too deeply to read back: {data[:80]!r}") from None
-        if self.type_hint is None:
+        if self.type_hint is None or value.__class__ is self.type_hint and value.__class__ in _EXACT:
             return value  # type: ignore[no-any-return]
-        try:
-            adapter = _adapter(self.type_hint)
-        except TypeError:  # unhashable or exotic hint: leave the value as JSON
-            return value  # type: ignore[no-any-return]
+        adapter = self._adapter
+        if adapter is None:
+            try:
+                adapter = self._adapter = _adapter(self.type_hint)
+            except TypeError:  # unhashable or exotic hint: leave the value as JSON
+                return value  # type: ignore[no-any-return]
         try:
             return adapter.validate_python(value)
         except ValidationError as exc:
@@ -118,6 +122,25 @@ class JsonSerdes(Generic[T]):
 
 
 DEFAULT_SERDES: JsonSerdes[Any] = JsonSerdes()
+_EXACT = frozenset({int, str, float, bool})
+"""Hints a decoded JSON value of exactly that class already satisfies (nothing to validate)."""
+
+_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _loads(data: str) -> Any:
+    """``json.loads``, minus its Python layers for the common case (a payload we wrote: no
+    surrounding whitespace). Anything else goes through ``json.loads`` and its error messages."""
+    try:
+        value, end = _scan(data, 0)
+    except (StopIteration, ValueError, RecursionError):
+        return json.loads(data)
+    return value if end == len(data) else json.loads(data)
+
+
+@functools.lru_cache(maxsize=512)
+def _typed_serdes(hint: Any) -> JsonSerdes[Any]:
+    return JsonSerdes(hint)
 
 
 class PassThroughSerdes:
@@ -146,7 +169,12 @@ def serdes_for(fn: Any, custom: Serdes[Any] | None) -> Serdes[Any]:
         hint = _return_hint(fn)
     except TypeError:
         hint = None
-    return JsonSerdes(hint) if hint is not None else DEFAULT_SERDES
+    if hint is None:
+        return DEFAULT_SERDES
+    try:
+        return _typed_serdes(hint)
+    except TypeError:  # an unhashable hint
+        return JsonSerdes(hint)
 
 
 def serialize(serdes: Serdes[Any], value: Any) -> str | None:

@@ -24,7 +24,14 @@ from typing import Any
 from .backend import DurableService
 from .errors import ReplayFrontier, SuspendExecution, UnreadableOperation
 from .live import LiveEvents
-from .model import MAX_BATCH_BYTES, MAX_BATCH_UPDATES, Operation, OperationUpdate
+from .model import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_UPDATES,
+    Operation,
+    OperationStatus,
+    OperationType,
+    OperationUpdate,
+)
 
 log = logging.getLogger("duragent.durable.state")
 
@@ -94,12 +101,14 @@ _TIMER = _FlushTimer()
 
 
 class ExecutionState:
-    def __init__(self, *, arn: str, token: str, operations: list[Operation], service: DurableService,
+    def __init__(self, *, arn: str, token: str, operations: list[Operation] | dict[str, Any], service: DurableService,
                  now: Callable[[], float], hooks: Any = None) -> None:
         self.arn = arn
         self.execution_id = arn.rsplit("/", 1)[-1]
         self.token: str | None = token
-        self.operations: dict[str, Operation] = Operations((op.Id, op) for op in operations)
+        # a mapping is copied (its owner may go on changing it), a list indexed by id
+        self.operations: dict[str, Operation] = Operations(operations) if isinstance(operations, dict) else \
+            Operations((op.Id, op) for op in operations)
         self.service = service
         self.now = now
         self.hooks = hooks
@@ -122,6 +131,19 @@ class ExecutionState:
 
     def get(self, op_id: str) -> Operation | None:
         return self.operations.get(op_id)
+
+    def replayed_step(self, op_id: str) -> tuple[Any, Any, Any, Any] | None:
+        """(Name, SubType, ParentId, Result) of the operation at ``op_id`` if it is a step that
+        succeeded, else None: the replay of a finished step, without a model built."""
+        op = dict.get(self.operations, op_id)
+        if op is None:
+            return None
+        if isinstance(op, Operation):
+            if op.Type is not OperationType.STEP or op.Status is not OperationStatus.SUCCEEDED:
+                return None
+            return op.Name, op.SubType, op.ParentId, op.StepDetails.Result if op.StepDetails else None
+        peek = getattr(op, "succeeded_step", None)
+        return peek() if peek is not None else None
 
     def guard_read_only(self, update: OperationUpdate | None = None, what: str | None = None) -> None:
         """In a read-only replay, stop where the code would write (or run a step body) again."""

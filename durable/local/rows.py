@@ -14,6 +14,8 @@ import re
 import zlib
 from typing import Any, NamedTuple
 
+from pydantic_core import from_json
+
 from ..model import Operation, OperationStatus, OperationType
 
 COMPRESS_FROM = 400
@@ -94,6 +96,8 @@ class StoredOperation(NamedTuple):
     type: str
     status: str
     data: str | bytes
+    k: int = 0
+    """The journal key of the row (0 where it does not matter)."""
 
     @property
     def Type(self) -> OperationType:  # noqa: N802 - the protocol's field name
@@ -104,12 +108,33 @@ class StoredOperation(NamedTuple):
         return _STATUSES[self.status]  # type: ignore[return-value]
 
     def load(self) -> Operation:
-        op_id, type_, status, data = self
+        op_id, type_, status, data, _ = self
         if data.__class__ is not str:
             data = unpack(data)
         head = f'{{"Id":"{op_id}","Type":"{type_}","Status":"{status}"' if _PLAIN_ID(op_id) else \
             f'{{"Id":{json.dumps(op_id)},"Type":"{type_}","Status":"{status}"'
         return _validate_json(head + ("}" if data == "{}" else "," + data[1:]))  # type: ignore[index]
+
+    def succeeded_step(self) -> tuple[Any, Any, Any, Any] | None:
+        """(Name, SubType, ParentId, Result) if this is a step that succeeded, read from the row
+        without building a model: what replay of a finished step needs. None otherwise, and for a
+        row that does not read back (the caller then takes the path that names the damage)."""
+        if self.type != "STEP" or self.status != "SUCCEEDED":
+            return None
+        data = self.data
+        try:
+            if data.__class__ is not str:
+                data = unpack(data)
+            fields = from_json(data)  # pydantic's Rust parser: about 1.5x json.loads on a row
+            if fields.__class__ is not dict:
+                return None
+            details = fields.get("StepDetails")
+            result = details.get("Result") if details is not None else None
+            if result is not None and result.__class__ is not str:
+                return None
+        except Exception:
+            return None
+        return fields.get("Name"), fields.get("SubType"), fields.get("ParentId"), result
 
     def __repr__(self) -> str:
         return f"StoredOperation({self.type} {self.status} {self.Id[:12]}…)"

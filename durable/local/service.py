@@ -8,6 +8,7 @@ AWS service does on its own: timers, callback answers and timeouts, invocation b
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import json
 import logging
@@ -151,7 +152,8 @@ class LocalService:
         self.live: LiveHub | None = None
         """Set by the runtime: the live channel to this store's followers (durable/live.py)."""
         self._known_lock = threading.Lock()
-        self._known: dict[tuple[int, int], dict[str, tuple[int, str]]] = {}
+        self._known: dict[tuple[int, int], dict[str, StoredOperation | int]] = {}
+        """Per running invocation: each operation's latest row key (or its row as loaded, which carries it)."""
         """Per invocation claimed here ((execution number, invocation number)): each operation's id ->
         (key of its latest journal row, type). Read at claim, kept current by the invocation's own
         checkpoints and by the rows others append (each checkpoint reads those first), so a
@@ -248,19 +250,24 @@ class LocalService:
         return events, str(execution["status"])
 
     def operations(self, execution_id: str) -> list[Operation]:
-        return [op.load() for op in self.stored_operations(int(self.execution(execution_id)["num"]))]
+        return [op.load() for op in self.stored_operations(int(self.execution(execution_id)["num"])).values()]
 
-    def stored_operations(self, num: int, known: dict[str, tuple[int, str]] | None = None) -> list[StoredOperation]:
-        """Each operation's latest state, in the order the operations began, parsed on demand (and
-        into ``known``, each operation's latest row key and type)."""
+    def stored_operations(self, num: int) -> dict[str, StoredOperation]:
+        """Each operation's latest state by id, in the order the operations began, parsed on demand
+        (each carries its latest row key: the index a running invocation's checkpoints use)."""
         latest: dict[str, StoredOperation] = {}
-        with self.store.reading() as tx:
-            for k, key, type_, status, data in tx.operation_rows(num):
-                op_id = key.hex() if isinstance(key, bytes) else key
-                latest[op_id] = StoredOperation(op_id, type_, status, data)  # a later row takes the earlier's place
-                if known is not None:
-                    known[op_id] = (k, type_)
-        return list(latest.values())
+        collecting = gc.isenabled()
+        if collecting:  # nothing here makes cycles; collections would only walk the growing dict again and again
+            gc.disable()
+        try:
+            with self.store.reading() as tx:
+                for k, key, type_, status, data in tx.operation_rows(num):
+                    op_id = key.hex() if isinstance(key, bytes) else key
+                    latest[op_id] = StoredOperation(op_id, type_, status, data, k)  # a later row replaces an earlier
+        finally:
+            if collecting:
+                gc.enable()
+        return latest
 
     def list_executions(self, **filters: Any) -> list[dict[str, Any]]:
         with self.store.reading() as tx:
@@ -301,8 +308,8 @@ class LocalService:
                 invocation = self._begin(tx, execution_id, now)
             # Read after the claim commits: under the lease, only the service itself (a timer, a
             # callback answer) can change these rows meanwhile, and those are seen either way.
-            known: dict[str, tuple[int, str]] = {}
-            invocation.input.operations = self.stored_operations(invocation.num, known)  # type: ignore[assignment]
+            known: dict[str, Any] = self.stored_operations(invocation.num)
+            invocation.input.operations = known  # type: ignore[assignment]  # a mapping: ExecutionState takes it as is
         except sqlite3.Error:
             raise
         except Exception as exc:  # its stored state does not read back: contain it to that execution
@@ -523,7 +530,7 @@ class LocalService:
     # -- the checkpoint API ---------------------------------------------------------------------
     def get_state(self, arn: str, token: str, marker: str | None) -> StateResponse:
         _, num, _, _ = decode_token(token)
-        return StateResponse(self.stored_operations(num), None)  # type: ignore[arg-type]
+        return StateResponse(list(self.stored_operations(num).values()), None)  # type: ignore[arg-type]
 
     def checkpoint(self, arn: str, token: str, updates: list[OperationUpdate]) -> CheckpointResponse:
         try:
@@ -555,7 +562,7 @@ class LocalService:
             if known is not None:
                 for change in since:  # the service's changes meanwhile: the index learns them first
                     if change.op is not None and change.type is not None:
-                        known[op_id_of(change.op)] = (change.k, change.type)
+                        known[op_id_of(change.op)] = change.k
             existing = self._existing(tx, num, updates, known)
             validate_batch(updates, existing)
             merged = False
@@ -581,17 +588,17 @@ class LocalService:
             batch.flush()
         if known is not None:  # committed: the index learns this batch's rows
             for op_id, row in batch.latest.items():
-                known[op_id] = (row.k, row.type or "")
+                known[op_id] = row.k
         return CheckpointResponse(token=encode_token(execution_id, num, invocation, batch.last_key), operations=changed)
 
     def _existing(self, tx: Tx, num: int, updates: list[OperationUpdate],
-                  known: dict[str, tuple[int, str]] | None) -> dict[str, JournalRow]:
+                  known: dict[str, StoredOperation | int] | None) -> dict[str, JournalRow]:
         """The latest row of each operation the updates name (themselves and their parents)."""
         wanted = {u.Id for u in updates} | {u.ParentId for u in updates if u.ParentId}
         if known is None:  # not claimed through this service: look them up in the journal
             keys = {op_key(i): i for i in wanted}
             return {keys[k]: r for k, r in tx.latest_rows(num, list(keys)).items()}
-        found = [known[i][0] for i in wanted if i in known]
+        found = [_row_key(known[i]) for i in wanted if i in known]
         return {op_id_of(r.op or ""): r for r in tx.rows(found)} if found else {}
 
     def _execution_update(self, batch: Batch, update: OperationUpdate) -> None:
@@ -727,3 +734,8 @@ class LocalService:
     def runnable_count(self) -> int:
         with self.store.reading() as tx:
             return tx.runnable_count(self.now())
+
+
+def _row_key(entry: StoredOperation | int) -> int:
+    """The journal key of an operation's latest row, from the service's index of a running invocation."""
+    return entry if entry.__class__ is int else entry.k  # type: ignore[return-value,union-attr]
