@@ -28,7 +28,7 @@ from .config import (
 )
 from .errors import SuspendExecution, UsageError
 from .flow import Flow, drive, plain
-from .journal import operation_id
+from .journal import Position, operation_id
 from .live import LiveEvents
 from .log import DurableLogger
 from .model import OperationStatus
@@ -73,6 +73,7 @@ class ContextBase:
         self._prefix = prefix
         self._path = path
         self._counter = 0
+        self._peeked: tuple[int, str] = (0, "")
         self._lock = threading.Lock()
         self._logger_config = logger_config or LoggerConfig()
         self.logger = DurableLogger({"executionArn": state.arn, "durableExecutionArn": state.arn},
@@ -87,13 +88,14 @@ class ContextBase:
     def execution_id(self) -> str:
         return self.state.execution_id
 
-    def _next_operation(self, name: str | None) -> tuple[str, str]:
+    def _next_operation(self, name: str | None) -> tuple[str, Position]:
         """The next operation id in this context and a readable position for error messages."""
         with self._lock:
             self._counter += 1
             counter = self._counter
-        label = f"{self._path} → operation #{counter}" + (f" ({name!r})" if name else "")
-        return operation_id(counter, self._prefix), label
+        peeked = self._peeked  # the id ``_replayed_step`` just hashed for this position, if it did
+        op_id = peeked[1] if peeked[0] == counter else operation_id(counter, self._prefix)
+        return op_id, Position(self._path, counter, name)
 
     def _peek_operation(self) -> str:
         """The id the next operation of this context will get."""
@@ -153,8 +155,10 @@ class ContextBase:
             name = _default_name(fn)
         counter = self._counter + 1
         state = self.state
-        op = dict.get(state.operations, operation_id(counter, self._prefix))
+        op_id = operation_id(counter, self._prefix)
+        op = dict.get(state.operations, op_id)
         if op is None:
+            self._peeked = (counter, op_id)  # a new step: its flow takes this id without hashing again
             return _MISS
         peek = getattr(op, "succeeded_step", None)  # a stored row read without a model (local store)
         found = peek() if peek is not None else state.replayed_step(op.Id)

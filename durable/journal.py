@@ -20,7 +20,20 @@ def operation_id(counter: int | str, prefix: str | None) -> str:
     return _blake2b((f"{prefix}-{counter}" if prefix else str(counter)).encode()).digest()[:32].hex()
 
 
-def check_identity(op: Operation, *, position: str, type_: OperationType, sub_type: str | None,
+class Position:
+    """Where an operation sits in the handler (``handler → 'review' → operation #3 ('charge')``), for
+    error messages: made for every operation, formatted only when a message needs it."""
+
+    __slots__ = ("path", "counter", "name")
+
+    def __init__(self, path: str, counter: int, name: str | None) -> None:
+        self.path, self.counter, self.name = path, counter, name
+
+    def __str__(self) -> str:
+        return f"{self.path} → operation #{self.counter}" + (f" ({self.name!r})" if self.name else "")
+
+
+def check_identity(op: Operation, *, position: str | Position, type_: OperationType, sub_type: str | None,
                    name: str | None, parent_id: str | None) -> None:
     """Fail loudly if the code asks for something other than what history holds at this id."""
     if op.Type == type_ and op.SubType == sub_type and op.Name == name and op.ParentId == parent_id:
@@ -36,4 +49,4 @@ def check_identity(op: Operation, *, position: str, type_: OperationType, sub_ty
         f"non-deterministic replay at {position} (operation id {op.Id[:12]}…): {detail}. The handler "
         "code changed in a way that reorders or renames durable operations; finish or stop executions "
         "started on the old code before deploying this change, or keep the old order.",
-        position=position, operation_id=op.Id, history=found, code=wanted)
+        position=str(position), operation_id=op.Id, history=found, code=wanted)

@@ -50,8 +50,13 @@ def dumps(value: Any) -> str:
         return _dumps_jsonable(value, ascii_only=True)
 
 
+_ENCODERS = {ascii_only: json.JSONEncoder(separators=(",", ":"), ensure_ascii=ascii_only, allow_nan=False)
+             for ascii_only in (False, True)}
+"""Built once: ``json.dumps`` with any option set builds an encoder per call."""
+
+
 def _json(value: Any, *, ascii_only: bool) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=ascii_only, allow_nan=False)
+    return _ENCODERS[ascii_only].encode(value)
 
 
 def _dumps_jsonable(value: Any, *, ascii_only: bool) -> str:

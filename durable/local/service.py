@@ -594,7 +594,11 @@ class LocalService:
     def _existing(self, tx: Tx, num: int, updates: list[OperationUpdate],
                   known: dict[str, StoredOperation | int] | None) -> dict[str, JournalRow]:
         """The latest row of each operation the updates name (themselves and their parents)."""
-        wanted = {u.Id for u in updates} | {u.ParentId for u in updates if u.ParentId}
+        wanted: set[str] = set()
+        for update in updates:
+            wanted.add(update.Id)
+            if update.ParentId:
+                wanted.add(update.ParentId)
         if known is None:  # not claimed through this service: look them up in the journal
             keys = {op_key(i): i for i in wanted}
             return {keys[k]: r for k, r in tx.latest_rows(num, list(keys)).items()}

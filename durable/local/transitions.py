@@ -33,6 +33,9 @@ _START = OperationAction.START
 _SUCCEED = OperationAction.SUCCEED
 _STARTED_AND_SUCCEEDED = H.codes("StepStarted", "StepSucceeded")
 _SUCCEEDED = H.codes("StepSucceeded")
+_STEP_TYPE = OperationType.STEP.value
+_SUCCEEDED_STATUS = OperationStatus.SUCCEEDED.value
+"""Plain strings: reading ``.value`` off an enum member runs Python code, every step."""
 
 
 def merged_start(updates: list[OperationUpdate], index: int) -> bool:
@@ -65,9 +68,8 @@ def succeed_step(batch: Batch, update: OperationUpdate, row: JournalRow | None, 
     result = "" if update.Payload is None else f',"Result":{_quote(update.Payload)}'
     parts.append(f'"EndTimestamp":{now!r},"StepDetails":{{"Attempt":{attempt}{result}}}')
     data = "{" + ",".join(parts) + "}"
-    status = OperationStatus.SUCCEEDED.value
-    batch.change(update.Id, _STEP.value, status, data, _STARTED_AND_SUCCEEDED if started else _SUCCEEDED, row)
-    batch.ops[update.Id] = StoredOperation(update.Id, _STEP.value, status, data)
+    batch.change(update.Id, _STEP_TYPE, _SUCCEEDED_STATUS, data, _STARTED_AND_SUCCEEDED if started else _SUCCEEDED, row)
+    batch.ops[update.Id] = StoredOperation(update.Id, _STEP_TYPE, _SUCCEEDED_STATUS, data)
 
 
 def apply_update(batch: Batch, update: OperationUpdate, row: JournalRow | None,

@@ -27,6 +27,10 @@ _ALLOWED_PAIRS = {(kind.value, action.value) for kind, actions in ALLOWED.items(
 
 def validate_batch(updates: Sequence[OperationUpdate], existing: dict[str, JournalRow]) -> None:
     """The service's validity rules: refuse the whole batch before writing anything."""
+    if _new_step(updates, existing):
+        _check_texts(0, updates[0])
+        _check_texts(1, updates[1])
+        return
     seen: dict[str, OperationAction] = {}
     started_contexts: set[str] = set()
     for index, update in enumerate(updates):
@@ -67,6 +71,26 @@ def validate_batch(updates: Sequence[OperationUpdate], existing: dict[str, Journ
         if update.Type == OperationType.CONTEXT and update.Action == OperationAction.START:
             started_contexts.add(update.Id)
         seen[update.Id] = update.Action
+
+
+_STEP, _CONTEXT = OperationType.STEP, OperationType.CONTEXT.value
+_START, _SUCCEED = OperationAction.START, OperationAction.SUCCEED
+
+
+def _new_step(updates: Sequence[OperationUpdate], existing: dict[str, JournalRow]) -> bool:
+    """Whether the batch is a new step's START and its SUCCEED (every plain step's checkpoint), which
+    every rule above allows: decided in a few comparisons. False means "check every rule", not invalid."""
+    if len(updates) != 2:
+        return False
+    start, succeed = updates
+    if start.Type is not _STEP or start.Action is not _START or succeed.Type is not _STEP or \
+            succeed.Action is not _SUCCEED or succeed.Id != start.Id or succeed.ParentId != start.ParentId or \
+            succeed.Error is not None or start.Id in existing:
+        return False
+    if start.ParentId is None:
+        return True
+    parent = existing.get(start.ParentId)
+    return parent is not None and parent.type == _CONTEXT
 
 
 def _where(index: int, update: OperationUpdate) -> str:

@@ -92,7 +92,7 @@ def wait_for_condition(ctx: ContextBase, check: Callable[[Any, StepContext], Any
     if op is None or op.Status == OperationStatus.READY:
         state.enqueue(OperationUpdate(**base, Action=OperationAction.START))
     step_ctx = StepContext(attempt=attempt, operation_id=op_id, name=name,
-                           logger=ctx.logger.with_fields(operationId=op_id, operationName=name, attempt=attempt))
+                           logger=ctx.logger)
     if state.hooks is not None:  # each poll is one attempt of the STEP operation
         state.hooks.attempt_start(op_id, name, attempt)
     state.guard_read_only(what=f"poll wait_for_condition {name or op_id!r} again")

@@ -45,11 +45,12 @@ if TYPE_CHECKING:
     from ..context import ContextBase
 
 DEFAULT_RETRY = RetryPolicy.default()
+DEFAULT_CONFIG = StepConfig()
 
 
 def run_step(ctx: ContextBase, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
              *, name: str | None, config: StepConfig | None) -> Flow[Any]:
-    config = config or StepConfig()
+    config = config or DEFAULT_CONFIG
     sub_type = config.sub_type or "Step"
     op_id, position = ctx._next_operation(name)
     state = ctx.state
@@ -70,7 +71,7 @@ def run_step(ctx: ContextBase, fn: Callable[..., Any], args: tuple[Any, ...], kw
     attempt = (op.StepDetails.Attempt if op is not None and op.StepDetails else 0) + 1
     policy = config.retry or DEFAULT_RETRY
     semantics = config.semantics
-    interrupted = interrupted_attempts(op.StepDetails.Error if op is not None and op.StepDetails else None)
+    interrupted = interrupted_attempts(op.StepDetails.Error if op.StepDetails else None) if op is not None else 0
 
     if op is not None and op.Status == OperationStatus.STARTED and semantics == StepSemantics.AT_MOST_ONCE_PER_RETRY:
         # Found started but unfinished: the attempt may have had its effect. Never run it again.
@@ -91,9 +92,10 @@ def run_step(ctx: ContextBase, fn: Callable[..., Any], args: tuple[Any, ...], kw
     if state.hooks is not None:
         state.hooks.attempt_start(op_id, name, attempt)
     step_ctx = StepContext(attempt=attempt, operation_id=op_id, name=name,
-                           logger=ctx.logger.with_fields(operationId=op_id, operationName=name, attempt=attempt),
+                           logger=ctx.logger,
                            interrupted_attempts=interrupted)
-    state.guard_read_only(what=f"run step {name or op_id!r} again (it was interrupted)")
+    if state.read_only:
+        state.guard_read_only(what=f"run step {name or op_id!r} again (it was interrupted)")
     token = CURRENT_STEP.set(step_ctx)
     try:
         result = yield fn(*args, **kwargs)
