@@ -206,6 +206,13 @@ class LocalRuntime(AsyncRuntime):
               timeout: Duration | float | None = None) -> str:
         """Create an execution (nothing runs until a worker or ``run_until_idle`` picks it up).
         ``timeout``: the execution ends TIMED_OUT if it has not finished by then."""
+        return self._start(fn_or_name, input, execution_id, name=name, target=target, timeout=timeout)[0]
+
+    def _start(self, fn_or_name: Callable[..., Any] | str, input: Any = None, execution_id: str | None = None,
+               *, name: str | None = None, target: str | None = None, timeout: Duration | float | None = None,
+               claim: bool = False) -> tuple[str, Invocation | None]:
+        """``start``; with ``claim``, a new execution is created leased to this runtime with its first
+        invocation open (returned), to be run here at once."""
         if isinstance(fn_or_name, str):
             function = fn_or_name
             if function not in self._functions and registered(function) is None and target is None:
@@ -222,12 +229,12 @@ class LocalRuntime(AsyncRuntime):
             raise UsageError(f"execution input must be JSON: {exc}") from None
         timeout_seconds = Duration.of(timeout).seconds if timeout is not None else None
         version = handler_version(fn_or_name) if not isinstance(fn_or_name, str) else None
-        execution_id, _ = self.service.start_execution(function=function, target=target, input_json=input_json,
-                                                       execution_id=execution_id, name=name,
-                                                       timeout_seconds=timeout_seconds,
-                                                       info={"handler_version": version} if version else None)
+        execution_id, _, invocation = self.service.start_and_claim(
+            function=function, target=target, input_json=input_json, execution_id=execution_id, name=name,
+            timeout_seconds=timeout_seconds, info={"handler_version": version} if version else None,
+            claim=(self.owner, self.lease_seconds) if claim else None)
         self._wake.set()
-        return execution_id
+        return execution_id, invocation
 
     def get(self, execution_id: str) -> ExecutionInfo:
         row = self.service.execution(execution_id)
@@ -349,8 +356,7 @@ class LocalRuntime(AsyncRuntime):
         for _ in range(_SET_ASIDE_PER_CLAIM):
             try:
                 invocation = self.service.claim(self.owner, self.lease_seconds, family=family)
-                if invocation is None:
-                    self.service.release_dead_leases(owner_is_gone)
+                if invocation is None and self.service.release_dead_leases(owner_is_gone):
                     invocation = self.service.claim(self.owner, self.lease_seconds, family=family)
                 return invocation
             except UnreadableExecutionError as exc:
@@ -379,8 +385,11 @@ class LocalRuntime(AsyncRuntime):
         return count
 
     def run(self, fn_or_name: Callable[..., Any] | str, input: Any = None, execution_id: str | None = None) -> ExecutionInfo:
-        """Start and drive to completion or suspension: handy in scripts and tests."""
-        execution_id = self.start(fn_or_name, input, execution_id)
+        """Start and drive to completion or suspension: handy in scripts and tests. A new execution's
+        first invocation is opened by the start itself (one commit fewer than a separate claim)."""
+        execution_id, invocation = self._start(fn_or_name, input, execution_id, claim=True)
+        if invocation is not None:
+            self._invoke(invocation)
         self.run_until_idle()
         return self.get(execution_id)
 

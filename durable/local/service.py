@@ -167,20 +167,41 @@ class LocalService:
                         info: dict[str, Any] | None = None) -> tuple[str, bool]:
         """Create an execution. Returns (id, created); an existing id with the same function and input
         is returned as is (idempotent start), a different one is a conflict."""
+        execution_id, created, _ = self.start_and_claim(
+            function=function, target=target, input_json=input_json, execution_id=execution_id, name=name,
+            parent=parent, tenant_id=tenant_id, timeout_seconds=timeout_seconds, info=info)
+        return execution_id, created
+
+    def start_and_claim(self, *, function: str, target: str | None, input_json: str, execution_id: str | None,
+                        name: str | None = None, parent: tuple[str, str] | None = None,
+                        tenant_id: str | None = None, timeout_seconds: int | None = None,
+                        info: dict[str, Any] | None = None,
+                        claim: tuple[str, float] | None = None) -> tuple[str, bool, Invocation | None]:
+        """``start_execution``, and with ``claim`` = (owner, lease seconds) a new execution is created
+        leased to that owner with its first invocation open, in the same commit: what a caller that
+        runs the execution itself at once (``LocalRuntime.run``) would otherwise do in a claim of its
+        own. Returns (id, created, the invocation or None)."""
+        generated = execution_id is None
         execution_id = execution_id or uuid.uuid4().hex
         check_json_text(input_json, "the execution input")
+        invocation: Invocation | None = None
         with self.store.transaction() as tx:
-            existing = tx.execution(execution_id)
+            existing = None if generated else tx.execution(execution_id)  # a fresh uuid names nothing yet
             if existing is not None:
                 if existing["function"] != function or existing["input"] != input_json:
                     raise ExecutionConflictError(
                         f"execution id {execution_id!r} is already used by a {existing['function']!r} execution "
                         "with a different input; choose a new --id, or repeat the original input to attach to it")
-                return execution_id, False
-            self._insert_execution(tx, self.now(), function=function, target=target, input_json=input_json,
+                return execution_id, False, None
+            now = self.now()
+            self._insert_execution(tx, now, function=function, target=target, input_json=input_json,
                                    execution_id=execution_id, name=name, parent=parent, tenant_id=tenant_id,
                                    timeout_seconds=timeout_seconds, info=info)
-        return execution_id, True
+            if claim is not None:
+                invocation = self._begin(tx, execution_id, now, lease=(claim[0], now + claim[1]))
+        if invocation is not None:
+            self._open(invocation)
+        return execution_id, True, invocation
 
     def _insert_execution(self, tx: Tx, now: float, *, function: str, target: str | None, input_json: str,
                           execution_id: str, name: str | None, parent: tuple[str, str] | None,
@@ -302,27 +323,37 @@ class LocalService:
         execution_id: str | None = None
         try:
             with self.store.transaction(durable=False) as tx:
-                execution_id = tx.claim_runnable(owner, now, lease_seconds, family=family)
+                execution_id = tx.claimable(now, family=family)
                 if execution_id is None:
                     return None
-                invocation = self._begin(tx, execution_id, now)
-            # Read after the claim commits: under the lease, only the service itself (a timer, a
-            # callback answer) can change these rows meanwhile, and those are seen either way.
-            known: dict[str, Any] = self.stored_operations(invocation.num)
-            invocation.input.operations = known  # type: ignore[assignment]  # a mapping: ExecutionState takes it as is
+                invocation = self._begin(tx, execution_id, now, lease=(owner, now + lease_seconds))
         except sqlite3.Error:
             raise
         except Exception as exc:  # its stored state does not read back: contain it to that execution
             if execution_id is None:
                 raise
             raise UnreadableExecutionError(execution_id, exc) from exc
+        self._open(invocation)
+        return invocation
+
+    def _open(self, invocation: Invocation) -> None:
+        """Hand the claimed invocation its operations and keep their index for its checkpoints. Read
+        after the claim commits: under the lease, only the service itself (a timer, a callback
+        answer) can change these rows meanwhile, and those are seen either way."""
+        try:
+            known: dict[str, Any] = self.stored_operations(invocation.num)
+        except sqlite3.Error:
+            raise
+        except Exception as exc:  # its stored state does not read back: contain it to that execution
+            raise UnreadableExecutionError(invocation.execution_id, exc) from exc
+        invocation.input.operations = known  # type: ignore[assignment]  # a mapping: ExecutionState takes it as is
         with self._known_lock:
             while len(self._known) >= _KNOWN_LIMIT:
                 self._known.pop(next(iter(self._known)))
             self._known[(invocation.num, invocation.number)] = known
-        return invocation
 
-    def _begin(self, tx: Tx, execution_id: str, now: float) -> Invocation:
+    def _begin(self, tx: Tx, execution_id: str, now: float, *, lease: tuple[str, float]) -> Invocation:
+        """Open the execution's next invocation, leased to ``lease`` = (owner, until)."""
         execution = tx.execution(execution_id, light=True)
         assert execution is not None
         num = int(execution["num"])
@@ -337,7 +368,8 @@ class LocalService:
             batch.event(crash)
         invocation_id = uuid.uuid4().hex
         invocations = int(execution["invocations"]) + 1
-        batch.flush(runnable=0, invocation_id=invocation_id, invocation_started=now, invocations=invocations)
+        batch.flush(runnable=0, invocation_id=invocation_id, invocation_started=now, invocations=invocations,
+                    lease_owner=lease[0], lease_expires=lease[1])
         token = encode_token(execution_id, num, invocations, batch.last_key)
         arn = local_arn(execution["function"], execution_id)
         return Invocation(execution_id, invocation_id, execution["function"], execution["target"],

@@ -466,16 +466,6 @@ class Tx:
                 f"AND status = 'RUNNING' {scope}ORDER BY lease_expires LIMIT 1", (now, *args)).fetchone()
         return None if row is None else str(row[0])
 
-    def claim_runnable(self, owner: str, now: float, lease_seconds: float, *,
-                       family: str | None = None) -> str | None:
-        """Take one execution that needs an invocation (see ``claimable``)."""
-        execution_id = self.claimable(now, family=family)
-        if execution_id is None:
-            return None
-        self.conn.execute("UPDATE executions SET lease_owner = ?, lease_expires = ? WHERE id = ?",
-                          (owner, now + lease_seconds, execution_id))
-        return execution_id
-
     def leases(self, now: float) -> list[tuple[str, str]]:
         rows = self.conn.execute("SELECT id, lease_owner FROM executions WHERE lease_owner IS NOT NULL "
                                  "AND lease_expires >= ?", (now,)).fetchall()
