@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
@@ -47,10 +46,13 @@ MAX_INTERRUPTED_ATTEMPTS = 20
 
 
 def request_hash(model_id: str, request: ModelRequest) -> str:
-    """A content hash of a request as sent: equal hashes, equal requests (and equal bills)."""
-    text = json.dumps({"model": model_id, **request.model_dump(mode="json")}, sort_keys=True,
-                      separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """A content hash of a request as sent: equal hashes, equal requests (and equal bills). The
+    request's JSON comes from pydantic's serializer (fields in declaration order, mappings in their
+    own order): a whole conversation is serialized every turn, so this stays off Python's encoder."""
+    digest = hashlib.sha256(model_id.encode())
+    digest.update(b"\0")
+    digest.update(request.model_dump_json().encode())
+    return digest.hexdigest()[:16]
 
 
 def _interrupted(retry_state: Any) -> bool:

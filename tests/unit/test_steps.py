@@ -123,3 +123,28 @@ def test_at_most_once_start_is_committed_before_the_body_runs(tmp_path: Path, rt
     for name in ("charge", "lookup"):
         assert len(events(eid, "StepStarted", name)) == 1
         assert len(events(eid, "StepSucceeded", name)) == 1
+
+
+def test_a_one_step_execution_run_here_costs_three_commits_and_two_fsyncs(tmp_path: Path) -> None:
+    """``run()`` opens the first invocation in the start's own commit: start (+ claim), the step
+    (its START riding with its SUCCEED), the end. Under durability="full" only the first two wait
+    for the disk; the end is recomputed by replay if a power cut takes it."""
+    statements: list[str] = []
+
+    def double(x: int) -> int:
+        return 2 * x
+
+    def handler(event: int, ctx: DurableContext) -> int:
+        return ctx.step(double, event)
+
+    with LocalRuntime(tmp_path / "x.db", durability="full", functions=[handler]) as rt:
+        rt.run(handler, 0)  # warm: the first run also creates tables' pages
+        rt.store._conn.set_trace_callback(statements.append)
+        info = rt.run(handler, 21)
+        rt.store._conn.set_trace_callback(None)
+    assert info.status == "SUCCEEDED" and info.result == 42 and info.invocations == 1
+    commits = [i for i, sql in enumerate(statements) if sql == "COMMIT"]
+    assert len(commits) == 3, statements
+    relaxed = [i for i, sql in enumerate(statements) if sql == "PRAGMA synchronous=NORMAL"]
+    # exactly one commit (the end) runs with synchronous=NORMAL, i.e. without an fsync of its own
+    assert len(relaxed) == 1 and relaxed[0] < commits[2] and relaxed[0] > commits[1], statements
