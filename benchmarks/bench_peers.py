@@ -14,7 +14,6 @@ faster), the median over rounds reported.
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from duragent.durable import LocalRuntime
 from . import _peers
 from ._common import TARGET_REPLAY_VS_AWS, TARGET_SHORT_VS_DBOS, Result, main, median
 from ._handlers import short
-from .bench_replay import build, reinvoke
+from .bench_replay import build, copy_settled, reinvoke
 from .bench_step import step_run
 
 
@@ -62,7 +61,7 @@ def run(mode: str, workdir: Path) -> list[Result]:
             add(key, us)
             add(key + " ratio", us / ours_step)
         copy = workdir / f"replay-{r}.db"
-        shutil.copyfile(master, copy)
+        copy_settled(master, copy)
         ours_replay = reinvoke(copy)["seconds"] / replay_n * 1e6
         add("ours replay", ours_replay)
         aws = _peers.measure("aws_replay", {"n": replay_n})["us_per_step"]

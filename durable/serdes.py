@@ -166,20 +166,32 @@ def _return_hint(fn: Any) -> Any:
         return None
 
 
+_last: tuple[Any, Serdes[Any]] = (None, DEFAULT_SERDES)
+"""The last function asked about and its serdes: a loop of steps asks about the same one each time."""
+
+
 def serdes_for(fn: Any, custom: Serdes[Any] | None) -> Serdes[Any]:
     """The serdes for a function's result: the custom one, else JSON typed by its annotation."""
+    global _last
     if custom is not None:
         return custom
+    last = _last
+    if last[0] is fn:
+        return last[1]
     try:
         hint = _return_hint(fn)
     except TypeError:
         hint = None
+    serdes: Serdes[Any]
     if hint is None:
-        return DEFAULT_SERDES
-    try:
-        return _typed_serdes(hint)
-    except TypeError:  # an unhashable hint
-        return JsonSerdes(hint)
+        serdes = DEFAULT_SERDES
+    else:
+        try:
+            serdes = _typed_serdes(hint)
+        except TypeError:  # an unhashable hint
+            serdes = JsonSerdes(hint)
+    _last = (fn, serdes)
+    return serdes
 
 
 def serialize(serdes: Serdes[Any], value: Any) -> str | None:

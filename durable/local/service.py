@@ -53,6 +53,7 @@ from .validation import validate_batch
 from .writes import Batch, load_operation, stored_operation
 
 _RUNNING = ExecutionStatus.RUNNING.value
+_new_tuple = tuple.__new__
 
 log = logging.getLogger("duragent.durable.local")
 
@@ -283,8 +284,9 @@ class LocalService:
         try:
             with self.store.reading() as tx:
                 for k, key, type_, status, data in tx.operation_rows(num):
-                    op_id = key.hex() if isinstance(key, bytes) else key
-                    latest[op_id] = StoredOperation(op_id, type_, status, data, k)  # a later row replaces an earlier
+                    op_id: str = key.hex() if key.__class__ is bytes else key  # type: ignore[union-attr,assignment]
+                    # a later row replaces an earlier; tuple.__new__ skips the named tuple's Python __new__
+                    latest[op_id] = _new_tuple(StoredOperation, (op_id, type_, status, data, k))
         finally:
             if collecting:
                 gc.enable()
