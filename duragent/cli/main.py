@@ -16,7 +16,6 @@ from duragent.durable.local import DEFAULT_DB
 from duragent.durable.local.faults import describe_store_error
 
 from .answering import cmd_answer, cmd_approve, cmd_callback, cmd_reject, cmd_stop
-from .chatting import cmd_chat
 from .checks import cmd_doctor, cmd_replay_check
 from .common import (
     AWS_COMMANDS,
@@ -26,11 +25,24 @@ from .common import (
     db_path,
     error_line,
 )
-from .following import cmd_follow
 from .mcp_server import add_parser as add_mcp_parser
 from .reading import cmd_history, cmd_list, cmd_show
 from .running import cmd_run, cmd_worker
 from .serving import cmd_ui
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    """``duragent chat`` (its module, which loads the agent loop, is imported only for this command)."""
+    from .chatting import cmd_chat as chat
+
+    return chat(args)
+
+
+def cmd_follow(args: argparse.Namespace) -> int:
+    """``duragent follow`` (imported only for this command, like chat)."""
+    from .following import cmd_follow as follow
+
+    return follow(args)
 
 MAX_TIMEOUT = 366 * 24 * 3600  # Lambda's longest execution timeout: a year
 
