@@ -49,7 +49,7 @@ from . import history as H
 from .rows import StoredOperation, op_id_of, op_key, unpack
 from .store import JournalRow, Store, Tx, key_range
 from .transitions import apply_update, callback_due, merged_start, succeed_step
-from .validation import validate_batch
+from .validation import check_texts, is_new_step, validate_batch
 from .writes import Batch, load_operation, stored_operation
 
 _RUNNING = ExecutionStatus.RUNNING.value
@@ -579,6 +579,11 @@ class LocalService:
         if execution_id != execution_id_of(arn) or not lo < seen <= hi:
             raise InvalidCheckpointTokenError("Invalid checkpoint token: it belongs to another execution")
         now = self.now()
+        known = self._known.get((num, invocation))
+        if known is not None and len(updates) == 2 and is_new_step(updates, known):
+            response = self._new_step(execution_id, num, invocation, seen, now, updates, known)
+            if response is not None:
+                return response
         with self.store.transaction() as tx:
             # Rows after the token: the service's own changes meanwhile (a timer, a callback answer),
             # to report; a row of this invocation there means the token was used already.
@@ -592,7 +597,6 @@ class LocalService:
                                                   "checkpoint returns the token for the next")
             batch = Batch(tx, {"id": execution_id, "num": num}, now, since[-1].k if since else seen,
                           invocation=invocation)
-            known = self._known.get((num, invocation))
             if known is not None:
                 for change in since:  # the service's changes meanwhile: the index learns them first
                     if change.op is not None and change.type is not None:
@@ -624,6 +628,28 @@ class LocalService:
             for op_id, row in batch.latest.items():
                 known[op_id] = row.k
         return CheckpointResponse(token=encode_token(execution_id, num, invocation, batch.last_key), operations=changed)
+
+    def _new_step(self, execution_id: str, num: int, invocation: int, seen: int, now: float,
+                  updates: list[OperationUpdate], known: dict[str, Any]) -> CheckpointResponse | None:
+        """A new step's START and SUCCEED (most checkpoints): one guarded INSERT, no read first. The
+        row takes the key right after the token's; if the service appended anything meanwhile (a
+        timer, a callback answer, or this very token's earlier use) that key is taken, and None
+        sends the batch down the full path, which reads those rows. The INSERT happens only while
+        this invocation still owns the execution."""
+        check_texts(updates)
+        batch = Batch(None, {"id": execution_id, "num": num}, now, seen, invocation=invocation)  # type: ignore[arg-type]
+        succeed_step(batch, updates[1], None, started=True)
+        row = batch.rows[0]
+        try:
+            with self.store.transaction() as tx:
+                if not tx.append_if_owned(row, num, invocation):
+                    raise InvalidCheckpointTokenError(
+                        "Invalid checkpoint token: a newer invocation owns this execution, or it has ended")
+        except sqlite3.IntegrityError:
+            return None
+        known[updates[1].Id] = row.k
+        changed: list[Any] = list(batch.ops.values())
+        return CheckpointResponse(token=encode_token(execution_id, num, invocation, row.k), operations=changed)
 
     def _existing(self, tx: Tx, num: int, updates: list[OperationUpdate],
                   known: dict[str, StoredOperation | int] | None) -> dict[str, JournalRow]:

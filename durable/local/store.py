@@ -131,6 +131,8 @@ class JournalRow:
 _ROW_COLUMNS = "k, op, inv, at, ev, type, status, pending, due_at, callback_id, timeout_at, heartbeat_seconds, x, data"
 _ROW_MARKS = ", ".join("?" for _ in _ROW_COLUMNS.split(", "))
 _INSERT_ROW = f"INSERT INTO journal ({_ROW_COLUMNS}) VALUES ({_ROW_MARKS})"
+_INSERT_OWNED = (f"INSERT INTO journal ({_ROW_COLUMNS}) SELECT {_ROW_MARKS} WHERE EXISTS (SELECT 1 FROM executions "
+                 "WHERE num = ? AND status = 'RUNNING' AND invocations = ? AND invocation_id IS NOT NULL)")
 _JOURNAL_COLUMNS = ", ".join(f"j.{c}" for c in _ROW_COLUMNS.split(", "))
 
 
@@ -551,6 +553,15 @@ class Tx:
             self.conn.execute(_INSERT_ROW, values[0])
         else:
             self.conn.executemany(_INSERT_ROW, values)
+
+    def append_if_owned(self, row: JournalRow, num: int, invocation: int) -> bool:
+        """Append ``row`` only while invocation ``invocation`` of execution ``num`` runs; False if
+        it does not (its lease was taken over, or the execution ended). A taken key raises
+        ``sqlite3.IntegrityError``."""
+        cur = self.conn.execute(_INSERT_OWNED, (row.k, row.op, row.inv, row.at, row.ev, row.type, row.status,
+                                                row.pending, row.due_at, row.callback_id, row.timeout_at,
+                                                row.heartbeat_seconds, row.x, row.data, num, invocation))
+        return cur.rowcount == 1
 
     def retire(self, keys: Sequence[int]) -> None:
         """These rows are no longer their operation's latest: nothing is pending on them any more."""

@@ -4,6 +4,7 @@ before anything is written, with a message naming the update and the rule."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from ..errors import CheckpointError, SerializationError
 from ..jsontext import check_error_text, check_text
@@ -91,6 +92,29 @@ def _new_step(updates: Sequence[OperationUpdate], existing: dict[str, JournalRow
         return True
     parent = existing.get(start.ParentId)
     return parent is not None and parent.type == _CONTEXT
+
+
+def is_new_step(updates: Sequence[OperationUpdate], known: dict[str, Any]) -> bool:
+    """``_new_step`` against a running invocation's index of operations (id -> its loaded row or
+    its latest row key) instead of rows read from the journal: a parent must be a context loaded
+    at claim (a context started since is only a key here: the full path checks it)."""
+    if len(updates) != 2:
+        return False
+    start, succeed = updates
+    if start.Type is not _STEP or start.Action is not _START or succeed.Type is not _STEP or \
+            succeed.Action is not _SUCCEED or succeed.Id != start.Id or succeed.ParentId != start.ParentId or \
+            succeed.Error is not None or start.Id in known:
+        return False
+    if start.ParentId is None:
+        return True
+    parent = known.get(start.ParentId)
+    return parent is not None and getattr(parent, "type", None) == _CONTEXT
+
+
+def check_texts(updates: Sequence[OperationUpdate]) -> None:
+    """The text rule alone (for a batch ``is_new_step`` accepted)."""
+    for index, update in enumerate(updates):
+        _check_texts(index, update)
 
 
 def _where(index: int, update: OperationUpdate) -> str:

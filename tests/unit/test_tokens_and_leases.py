@@ -96,6 +96,78 @@ def test_a_zombie_invocation_cannot_write_after_its_lease_was_taken(rt: LocalRun
     assert crash[0]["InvocationCompletedDetails"]["Error"]["Payload"]["ErrorType"] == "Runtime.ExitError"
 
 
+def _new_step(name: str, counter: int, payload: str) -> list[OperationUpdate]:
+    """The batch of a plain step: its START and its SUCCEED (the checkpoint's one-INSERT path)."""
+    return [_step_update(name, OperationAction.START, counter), _step_update(name, OperationAction.SUCCEED, counter,
+                                                                              Payload=payload)]
+
+
+def test_a_new_step_batch_with_a_used_token_is_refused_and_writes_nothing(rt: LocalRuntime) -> None:
+    eid = rt.start(_idle)
+    invocation = rt.service.claim("test-owner", 30)
+    assert invocation is not None
+    arn, first = invocation.input.arn, invocation.input.token
+    second = rt.service.checkpoint(arn, first, _new_step("a", 1, "1")).token
+    assert second is not None
+    before = _snapshot(rt, eid)
+    with pytest.raises(InvalidCheckpointTokenError, match="used already"):
+        rt.service.checkpoint(arn, first, _new_step("b", 2, "2"))
+    assert _snapshot(rt, eid) == before
+    assert rt.service.checkpoint(arn, second, _new_step("b", 2, "2")).token is not None
+    assert [(e["EventType"], e.get("Name")) for e in rt.history(eid)][-4:] == [
+        ("StepStarted", "a"), ("StepSucceeded", "a"), ("StepStarted", "b"), ("StepSucceeded", "b")]
+
+
+def test_a_new_step_batch_from_a_zombie_or_after_stop_is_refused(rt: LocalRuntime, clock: VirtualClock) -> None:
+    eid = rt.start(_idle)
+    zombie = rt.service.claim("worker-a", 30)
+    assert zombie is not None
+    clock.advance(31)
+    successor = rt.service.claim("worker-b", 30)
+    assert successor is not None and successor.execution_id == eid
+    before = _snapshot(rt, eid)
+    with pytest.raises(InvalidCheckpointTokenError, match="newer invocation"):
+        rt.service.checkpoint(zombie.input.arn, zombie.input.token, _new_step("a", 1, "1"))
+    assert _snapshot(rt, eid) == before
+
+    rt.stop(eid)
+    stopped = _snapshot(rt, eid)
+    with pytest.raises(InvalidCheckpointTokenError):
+        rt.service.checkpoint(successor.input.arn, successor.input.token, _new_step("a", 1, "1"))
+    assert _snapshot(rt, eid) == stopped
+
+
+def test_a_new_step_batch_reports_what_the_service_wrote_meanwhile(rt: LocalRuntime) -> None:
+    """A callback answered while the invocation ran takes the key after the token's: the step's
+    batch then goes the full way and hands the answer back with its own row."""
+    def waits(event: Any, ctx: DurableContext) -> Any:
+        callback = ctx.create_callback(name="approval")
+        return callback.result()
+
+    eid = rt.start(waits)
+    assert rt.run_once()  # the callback is created; the execution suspends on it
+    assert rt.service.claim("test-owner", 30) is None  # not runnable until answered
+    callback_id = rt.pending_callbacks()[0][2]
+    rt.send_callback_success(callback_id, '"yes"')
+    invocation = rt.service.claim("test-owner", 30)
+    assert invocation is not None and invocation.execution_id == eid
+    # A second callback, answered while the invocation still runs: the service appends that
+    # answer after the key of the invocation's current token.
+    arn, token = invocation.input.arn, invocation.input.token
+    ctx_token = rt.service.checkpoint(arn, token, [OperationUpdate(
+        Id=operation_id(2, None), Name="later", Type=OperationType.CALLBACK, SubType="Callback",
+        Action=OperationAction.START)]).token
+    assert ctx_token is not None
+    later_id = next(cid for _, op, cid in rt.pending_callbacks() if op.Name == "later")
+    rt.send_callback_success(later_id, '"meanwhile"')  # appended after ctx_token's key
+    response = rt.service.checkpoint(arn, ctx_token, _new_step("after", 3, "3"))
+    assert response.token is not None
+    changed = {op.Id: op for op in response.operations}
+    assert operation_id(3, None) in changed and operation_id(2, None) in changed
+    assert changed[operation_id(2, None)].Status.value == "SUCCEEDED"
+    assert [e["EventType"] for e in rt.history(eid)][-2:] == ["StepStarted", "StepSucceeded"]
+
+
 def test_stop_ends_the_execution_and_refuses_later_answers(rt: LocalRuntime, events: Any) -> None:
     def handler(event: Any, ctx: DurableContext) -> Any:
         ctx.step(lambda: "sent", name="send")
