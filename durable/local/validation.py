@@ -3,7 +3,7 @@ before anything is written, with a message naming the update and the rule."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import CheckpointError, SerializationError
@@ -28,7 +28,7 @@ _ALLOWED_PAIRS = {(kind.value, action.value) for kind, actions in ALLOWED.items(
 
 def validate_batch(updates: Sequence[OperationUpdate], existing: dict[str, JournalRow]) -> None:
     """The service's validity rules: refuse the whole batch before writing anything."""
-    if _new_step(updates, existing):
+    if is_new_step(updates, existing):
         _check_texts(0, updates[0])
         _check_texts(1, updates[1])
         return
@@ -78,37 +78,20 @@ _STEP, _CONTEXT = OperationType.STEP, OperationType.CONTEXT.value
 _START, _SUCCEED = OperationAction.START, OperationAction.SUCCEED
 
 
-def _new_step(updates: Sequence[OperationUpdate], existing: dict[str, JournalRow]) -> bool:
-    """Whether the batch is a new step's START and its SUCCEED (every plain step's checkpoint), which
-    every rule above allows: decided in a few comparisons. False means "check every rule", not invalid."""
+def is_new_step(updates: Sequence[OperationUpdate], operations: Mapping[str, Any]) -> bool:
+    """Whether the batch is a new step's START and its SUCCEED (every plain step's checkpoint),
+    which every rule above allows: decided in a few comparisons. ``operations``: the execution's
+    operations by id, as rows from the journal or a running invocation's index (a parent must be
+    a CONTEXT there; a context known only by its key is left to the full check). False means
+    "check every rule", not invalid."""
     if len(updates) != 2:
         return False
     start, succeed = updates
     if start.Type is not _STEP or start.Action is not _START or succeed.Type is not _STEP or \
             succeed.Action is not _SUCCEED or succeed.Id != start.Id or succeed.ParentId != start.ParentId or \
-            succeed.Error is not None or start.Id in existing:
+            succeed.Error is not None or start.Id in operations:
         return False
-    if start.ParentId is None:
-        return True
-    parent = existing.get(start.ParentId)
-    return parent is not None and parent.type == _CONTEXT
-
-
-def is_new_step(updates: Sequence[OperationUpdate], known: dict[str, Any]) -> bool:
-    """``_new_step`` against a running invocation's index of operations (id -> its loaded row or
-    its latest row key) instead of rows read from the journal: a parent must be a context loaded
-    at claim (a context started since is only a key here: the full path checks it)."""
-    if len(updates) != 2:
-        return False
-    start, succeed = updates
-    if start.Type is not _STEP or start.Action is not _START or succeed.Type is not _STEP or \
-            succeed.Action is not _SUCCEED or succeed.Id != start.Id or succeed.ParentId != start.ParentId or \
-            succeed.Error is not None or start.Id in known:
-        return False
-    if start.ParentId is None:
-        return True
-    parent = known.get(start.ParentId)
-    return parent is not None and getattr(parent, "type", None) == _CONTEXT
+    return start.ParentId is None or getattr(operations.get(start.ParentId), "type", None) == _CONTEXT
 
 
 def check_texts(updates: Sequence[OperationUpdate]) -> None:
