@@ -160,17 +160,15 @@ class ContextBase:
         if op is None:
             self._peeked = (counter, op_id)  # a new step: its flow takes this id without hashing again
             return _MISS
-        peek = getattr(op, "succeeded_step", None)  # a stored row read without a model (local store)
-        found = peek() if peek is not None else state.replayed_step(op.Id)
-        if found is None or found[0] != name or found[2] != self.parent_id or \
-                found[1] != ((config.sub_type if config is not None else None) or "Step"):
+        sub_type = (config.sub_type if config is not None else None) or "Step"
+        hit, payload = state.replayed_result(op, name, sub_type, self.parent_id)
+        if not hit:
             return _MISS
         with self._lock:
             if self._counter != counter - 1:  # another thread took this position meanwhile
                 return _MISS
             self._counter = counter
         serdes = serdes_for(fn, config.serdes if config is not None else None)
-        payload = found[3]
         if payload is not None and payload[:1] == "{":  # perhaps a pointer to a payload kept elsewhere
             payload = load_payload(state.service, payload)
         # our JSON serdes raises its own clear errors; a custom one is wrapped to name itself

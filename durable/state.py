@@ -132,18 +132,19 @@ class ExecutionState:
     def get(self, op_id: str) -> Operation | None:
         return self.operations.get(op_id)
 
-    def replayed_step(self, op_id: str) -> tuple[Any, Any, Any, Any] | None:
-        """(Name, SubType, ParentId, Result) of the operation at ``op_id`` if it is a step that
-        succeeded, else None: the replay of a finished step, without a model built."""
-        op = dict.get(self.operations, op_id)
-        if op is None:
-            return None
-        if isinstance(op, Operation):
-            if op.Type is not OperationType.STEP or op.Status is not OperationStatus.SUCCEEDED:
-                return None
-            return op.Name, op.SubType, op.ParentId, op.StepDetails.Result if op.StepDetails else None
-        peek = getattr(op, "succeeded_step", None)
-        return peek() if peek is not None else None
+    @staticmethod
+    def replayed_result(op: Any, name: str | None, sub_type: str | None,
+                        parent_id: str | None) -> tuple[bool, str | None]:
+        """(True, the recorded result) if ``op`` is a step that succeeded under this identity, else
+        (False, None): the replay of a finished step, without a model built where the backend's
+        rows allow it (the local store's rows answer ``replay_result`` themselves)."""
+        peek = getattr(op, "replay_result", None)
+        if peek is not None:
+            return peek(name, sub_type, parent_id)  # type: ignore[no-any-return]
+        if isinstance(op, Operation) and op.Type is OperationType.STEP and op.Status is OperationStatus.SUCCEEDED \
+                and op.Name == name and op.SubType == sub_type and op.ParentId == parent_id:
+            return True, op.StepDetails.Result if op.StepDetails else None
+        return False, None
 
     def guard_read_only(self, update: OperationUpdate | None = None, what: str | None = None) -> None:
         """In a read-only replay, stop where the code would write (or run a step body) again."""

@@ -9,6 +9,7 @@ operation: replay reads rows as ``StoredOperation``s and parses one only when th
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import zlib
@@ -26,6 +27,18 @@ _TYPES = OperationType._value2member_map_
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_.:-]*").fullmatch
 """An id that needs no JSON escaping (every id our SDK and AWS's make)."""
 _STATUSES = OperationStatus._value2member_map_
+_NO: tuple[bool, None] = (False, None)
+_RESULT_MARK = ',"Result":"'
+_quote = json.encoder.encode_basestring  # type: ignore[attr-defined]
+"""A str as a JSON string, as the service writes a step's row (transitions.succeed_step)."""
+_scanstring = json.decoder.scanstring  # type: ignore[attr-defined]
+
+
+@functools.lru_cache(maxsize=256)
+def _identity_prefix(name: str, sub_type: str, parent_id: str | None) -> str:
+    """How a succeeded step's row of this identity begins (transitions.succeed_step writes it)."""
+    parent = "" if parent_id is None else f',"ParentId":{_quote(parent_id)}'
+    return f'{{"Name":{_quote(name)},"SubType":{_quote(sub_type)}{parent},"StartTimestamp":'
 
 
 def op_key(op_id: str) -> str | bytes:
@@ -115,26 +128,40 @@ class StoredOperation(NamedTuple):
             f'{{"Id":{json.dumps(op_id)},"Type":"{type_}","Status":"{status}"'
         return _validate_json(head + ("}" if data == "{}" else "," + data[1:]))  # type: ignore[index]
 
-    def succeeded_step(self) -> tuple[Any, Any, Any, Any] | None:
-        """(Name, SubType, ParentId, Result) if this is a step that succeeded, read from the row
-        without building a model: what replay of a finished step needs. None otherwise, and for a
-        row that does not read back (the caller then takes the path that names the damage)."""
+    def replay_result(self, name: str | None, sub_type: str | None, parent_id: str | None) -> tuple[bool, str | None]:
+        """(True, its recorded result) if this is a step that succeeded under exactly this identity,
+        read from the row without building a model: what replay of a finished step needs; (False,
+        None) otherwise, and for a row that does not read back (the caller then takes the path that
+        names the mismatch or the damage). The rows this service writes for a succeeded step start
+        with their identity and end with their result, so the common row is matched as text."""
         if self.type != "STEP" or self.status != "SUCCEEDED":
-            return None
+            return _NO
         data = self.data
+        if data.__class__ is str and name is not None and sub_type is not None:
+            if data.startswith(_identity_prefix(name, sub_type, parent_id)) and data.endswith('"}}'):  # type: ignore[union-attr]
+                at = data.rfind(_RESULT_MARK)  # type: ignore[union-attr]
+                if at > 0:  # the result is the row's last value (a JSON string: its quotes are escaped)
+                    try:
+                        result, end = _scanstring(data, at + len(_RESULT_MARK))
+                    except ValueError:
+                        result, end = None, -1
+                    if end == len(data) - 2:
+                        return True, result
         try:
             if data.__class__ is not str:
                 data = unpack(data)
             fields = from_json(data)  # pydantic's Rust parser: about 1.5x json.loads on a row
             if fields.__class__ is not dict:
-                return None
+                return _NO
             details = fields.get("StepDetails")
             result = details.get("Result") if details is not None else None
             if result is not None and result.__class__ is not str:
-                return None
+                return _NO
         except Exception:
-            return None
-        return fields.get("Name"), fields.get("SubType"), fields.get("ParentId"), result
+            return _NO
+        if fields.get("Name") != name or fields.get("SubType") != sub_type or fields.get("ParentId") != parent_id:
+            return _NO
+        return True, result
 
     def __repr__(self) -> str:
         return f"StoredOperation({self.type} {self.status} {self.Id[:12]}…)"

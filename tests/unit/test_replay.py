@@ -401,3 +401,29 @@ def test_a_damaged_step_row_still_stalls_the_execution_with_the_reason(rt: Local
     rt.run_until_idle()
     info = rt.get(eid)
     assert info.status == "RUNNING" and info.stalled, info
+
+
+def test_replay_matches_names_with_quotes_backslashes_and_non_ascii_exactly(rt: LocalRuntime) -> None:
+    """A finished step's row is matched as text on replay: names and results that JSON escapes
+    must still match exactly, and a near miss must still be reported as a changed step."""
+    odd = 'say "hi" \\ to Zoë ✓'
+    seen: list[Any] = []
+
+    def handler(event: Any, ctx: DurableContext) -> str:
+        name = odd if event["same"] else odd + " "
+        seen.append(ctx.step(lambda: 'a "quoted" \\ result ✓\n', name=name))
+        seen.append(ctx.step(lambda: None, name=name + "-none"))
+        ctx.wait(5)
+        return "done"
+
+    eid = rt.start(handler, {"same": True})
+    rt.run_until_idle()
+    assert rt.get(eid).status == "SUCCEEDED"
+    assert seen == ['a "quoted" \\ result ✓\n', None] * 2
+
+    eid = rt.start(handler, {"same": True}, execution_id="changes")
+    assert rt.run_once()
+    rt.register(lambda event, ctx: handler({"same": False}, ctx), "handler")  # the name gains a space
+    rt.run_until_idle()
+    info = rt.get(eid)
+    assert info.status == "FAILED" and info.error and "NonDeterministic" in info.error["ErrorType"]
