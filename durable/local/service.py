@@ -195,19 +195,33 @@ class LocalService:
                         "with a different input; choose a new --id, or repeat the original input to attach to it")
                 return execution_id, False, None
             now = self.now()
-            self._insert_execution(tx, now, function=function, target=target, input_json=input_json,
-                                   execution_id=execution_id, name=name, parent=parent, tenant_id=tenant_id,
-                                   timeout_seconds=timeout_seconds, info=info)
+            opened: dict[str, Any] | None = None
             if claim is not None:
-                invocation = self._begin(tx, execution_id, now, lease=(claim[0], now + claim[1]))
-        if invocation is not None:
-            self._open(invocation)
+                opened = {"runnable": 0, "invocation_id": uuid.uuid4().hex, "invocation_started": now,
+                          "invocations": 1, "lease_owner": claim[0], "lease_expires": now + claim[1]}
+            execution, batch = self._insert_execution(
+                tx, now, function=function, target=target, input_json=input_json, execution_id=execution_id,
+                name=name, parent=parent, tenant_id=tenant_id, timeout_seconds=timeout_seconds, info=info,
+                opened=opened)
+        if opened is None:
+            return execution_id, True, None
+        # The execution was inserted with its first invocation open: what a claim would read back
+        # (its one operation, the last key) is at hand.
+        num = int(execution["num"])
+        token = encode_token(execution_id, num, 1, batch.last_key)
+        invocation = Invocation(execution_id, opened["invocation_id"], function, target,
+                                InvocationInput(arn=local_arn(function, execution_id), token=token, operations=[]),
+                                now, num, 1)
+        self._register(invocation, {op_id: stored_operation(row) for op_id, row in batch.latest.items()})
         return execution_id, True, invocation
 
     def _insert_execution(self, tx: Tx, now: float, *, function: str, target: str | None, input_json: str,
                           execution_id: str, name: str | None, parent: tuple[str, str] | None,
                           tenant_id: str | None, timeout_seconds: int | None = None,
-                          info: dict[str, Any] | None = None) -> None:
+                          info: dict[str, Any] | None = None,
+                          opened: dict[str, Any] | None = None) -> tuple[dict[str, Any], Batch]:
+        """Insert the execution and its EXECUTION operation (``opened``: the columns of a first
+        invocation already open). Returns the execution's row as written and the batch that wrote it."""
         name = name or execution_id
         op = Operation(Id=execution_id, Name=name, Type=OperationType.EXECUTION, Status=OperationStatus.STARTED,
                        StartTimestamp=now, ExecutionDetails=ExecutionDetails(InputPayload=input_json))
@@ -216,12 +230,13 @@ class LocalService:
                      "parent_execution": parent[0] if parent else None,
                      "parent_operation": parent[1] if parent else None, "tenant_id": tenant_id,
                      "timeout_at": now + timeout_seconds if timeout_seconds else None,
-                     "info": json.dumps(info) if info else None}
+                     "info": json.dumps(info) if info else None, **(opened or {})}
         execution["num"] = tx.insert_execution(execution)
         batch = Batch(tx, execution, now, key_range(execution["num"])[0])
         extra = {"ExecutionStarted": {"ExecutionTimeout": timeout_seconds}} if timeout_seconds else None
         batch.put(op, None, H.codes("ExecutionStarted"), extra=extra)
         batch.flush()
+        return execution, batch
 
     def execution(self, execution_id: str) -> dict[str, Any]:
         with self.store.reading() as tx:
@@ -348,7 +363,12 @@ class LocalService:
             raise
         except Exception as exc:  # its stored state does not read back: contain it to that execution
             raise UnreadableExecutionError(invocation.execution_id, exc) from exc
-        invocation.input.operations = known  # type: ignore[assignment]  # a mapping: ExecutionState takes it as is
+        self._register(invocation, known)
+
+    def _register(self, invocation: Invocation, known: dict[str, Any]) -> None:
+        """Give the invocation its operations (a mapping by id: ExecutionState takes it as is) and
+        keep them as the index its checkpoints use."""
+        invocation.input.operations = known  # type: ignore[assignment]
         with self._known_lock:
             while len(self._known) >= _KNOWN_LIMIT:
                 self._known.pop(next(iter(self._known)))

@@ -112,4 +112,4 @@ def load_operation(row: JournalRow) -> Operation:
 
 def stored_operation(row: JournalRow) -> StoredOperation:
     assert row.op is not None and row.type is not None and row.status is not None
-    return StoredOperation(op_id_of(row.op), row.type, row.status, row.data)
+    return StoredOperation(op_id_of(row.op), row.type, row.status, row.data, row.k)
