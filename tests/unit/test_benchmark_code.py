@@ -7,24 +7,29 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from benchmarks._common import Result
 from benchmarks.bench_replay import build, reinvoke
 from duragent.durable import LocalRuntime
 
 
-def test_the_replay_benchmark_wakes_a_recorded_execution_in_a_fresh_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("warm", [False, True])
+def test_the_replay_benchmark_wakes_a_recorded_execution_in_a_fresh_process(tmp_path: Path, warm: bool) -> None:
     master = tmp_path / "master.db"
     assert build(master, 20) > 0
     copy = tmp_path / "copy.db"
     shutil.copyfile(master, copy)
-    measured = reinvoke(copy)
+    measured = reinvoke(copy, warm=warm)
     assert measured["status"] == "RUNNING" and measured["seconds"] > 0
     assert measured["peak_kb"] >= measured["rss_before_kb"] > 0
+    assert (measured["warm_up_seconds"] is not None) == warm
     with LocalRuntime(copy) as rt:  # the second invocation replayed 20 steps and suspended again
-        execution = rt.list(limit=1)[0]
-        assert rt.get(execution["id"]).invocations == 2
-        assert sum(op.Type.value == "STEP" for op in rt.operations(execution["id"])) == 20
-        assert sum(op.Type.value == "WAIT" for op in rt.operations(execution["id"])) == 2
+        assert rt.get("big").invocations == 2
+        assert sum(op.Type.value == "STEP" for op in rt.operations("big")) == 20
+        assert sum(op.Type.value == "WAIT" for op in rt.operations("big")) == 2
+        # the warm-up execution ran again only when the worker was warmed with it
+        assert rt.get("warm").invocations == (2 if warm else 1)
 
 
 def test_results_compare_with_their_target_in_the_stated_direction() -> None:
