@@ -22,7 +22,9 @@ def test_the_replay_benchmark_wakes_a_recorded_execution_in_a_fresh_process(tmp_
     shutil.copyfile(master, copy)
     measured = reinvoke(copy, warm=warm)
     assert measured["status"] == "RUNNING" and measured["seconds"] > 0
-    assert measured["peak_kb"] >= measured["rss_before_kb"] > 0
+    # the peak is this invocation's own (reset before it); the kernel counts resident pages lazily, so
+    # a tiny replay may read a few pages under the size taken just before
+    assert measured["rss_before_kb"] > 0 and measured["peak_kb"] >= measured["rss_before_kb"] - 1024
     assert (measured["warm_up_seconds"] is not None) == warm
     with LocalRuntime(copy) as rt:  # the second invocation replayed 20 steps and suspended again
         assert rt.get("big").invocations == 2
