@@ -29,16 +29,17 @@ _PLAIN_ID = re.compile(r"[A-Za-z0-9_.:-]*").fullmatch
 _STATUSES = OperationStatus._value2member_map_
 _NO: tuple[bool, None] = (False, None)
 _RESULT_MARK = ',"Result":"'
-_quote = json.encoder.encode_basestring  # type: ignore[attr-defined]
-"""A str as a JSON string, as the service writes a step's row (transitions.succeed_step)."""
+quote_json = json.encoder.encode_basestring  # type: ignore[attr-defined]
+"""A str as a JSON string, non-ASCII kept as is: how a step's row is written (transitions.succeed_step)
+and matched on replay (``StoredOperation.replay_result``)."""
 _scanstring = json.decoder.scanstring  # type: ignore[attr-defined]
 
 
 @functools.lru_cache(maxsize=256)
 def _identity_prefix(name: str, sub_type: str, parent_id: str | None) -> str:
     """How a succeeded step's row of this identity begins (transitions.succeed_step writes it)."""
-    parent = "" if parent_id is None else f',"ParentId":{_quote(parent_id)}'
-    return f'{{"Name":{_quote(name)},"SubType":{_quote(sub_type)}{parent},"StartTimestamp":'
+    parent = "" if parent_id is None else f',"ParentId":{quote_json(parent_id)}'
+    return f'{{"Name":{quote_json(name)},"SubType":{quote_json(sub_type)}{parent},"StartTimestamp":'
 
 
 def op_key(op_id: str) -> str | bytes:

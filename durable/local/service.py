@@ -657,11 +657,11 @@ class LocalService:
         sends the batch down the full path, which reads those rows. The INSERT happens only while
         this invocation still owns the execution."""
         check_texts(updates)
-        batch = Batch(None, {"id": execution_id, "num": num}, now, seen, invocation=invocation)  # type: ignore[arg-type]
-        succeed_step(batch, updates[1], None, started=True)
-        row = batch.rows[0]
         try:
             with self.store.transaction() as tx:
+                batch = Batch(tx, {"id": execution_id, "num": num}, now, seen, invocation=invocation)
+                succeed_step(batch, updates[1], None, started=True)
+                row = batch.rows[0]
                 if not tx.append_if_owned(row, num, invocation):
                     raise InvalidCheckpointTokenError(
                         "Invalid checkpoint token: a newer invocation owns this execution, or it has ended")

@@ -23,11 +23,10 @@ from ..model import (
 )
 from . import history as H
 from .rows import StoredOperation
+from .rows import quote_json as _quote
 from .store import JournalRow
 from .writes import Batch
 
-_quote = json.encoder.encode_basestring  # type: ignore[attr-defined]
-"""A str as a JSON string (non-ASCII kept as is, as the rows' encoder writes it)."""
 _STEP = OperationType.STEP
 _START = OperationAction.START
 _SUCCEED = OperationAction.SUCCEED
@@ -54,7 +53,8 @@ def succeed_step(batch: Batch, update: OperationUpdate, row: JournalRow | None, 
     current = None if row is None and update.Id not in batch.ops else batch.current(update.Id, row)
     details = current.StepDetails if current is not None else None
     start = current.StartTimestamp if current is not None else now
-    # The row's JSON written directly (the dict and the encoder cost twice as much per step)
+    # The row's JSON written directly (the dict and the encoder cost twice as much per step). Replay
+    # matches this layout as text (rows.StoredOperation.replay_result): identity first, result last.
     parts = []
     if update.Name is not None:
         parts.append(f'"Name":{_quote(update.Name)}')

@@ -507,11 +507,7 @@ class ProviderServer:
             if self._hold_from is None or index < self._hold_from:
                 return
             self._held += 1
-        try:
-            self._gate.wait()
-        finally:
-            with self._lock:
-                self._held -= 1
+        self._wait_at_gate()
 
     def wait_if_holding(self) -> None:
         """Hold a batch creation's answer after ``hold_creations()``."""
@@ -519,6 +515,10 @@ class ProviderServer:
             if not self._hold_creations:
                 return
             self._held += 1
+        self._wait_at_gate()
+
+    def _wait_at_gate(self) -> None:
+        """Wait for the release, counted in ``_held`` (the caller counted itself in)."""
         try:
             self._gate.wait()
         finally:
