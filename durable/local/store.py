@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import StoreError
 from .faults import describe_store_error
+from .wal import write_ahead
 
 SCHEMA_NAME = "duragent"
 SCHEMA_VERSION = "3"
@@ -143,6 +144,8 @@ class Store:
                              f"crashed process), got {durability!r}")
         self.path = str(path)
         self.durability = durability
+        self._wal = self.path + "-wal" if self.path != ":memory:" and durability == "full" else None
+        """Kept written ahead of SQLite (wal.py): each commit's fsync then overwrites in place."""
         if self.path != ":memory:":
             try:
                 _create_private(Path(self.path))
@@ -284,6 +287,8 @@ class Transaction:
         try:
             if kind is None:
                 try:
+                    if self._write and self._store._wal is not None:
+                        write_ahead(self._store._wal)
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
