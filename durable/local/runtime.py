@@ -388,10 +388,10 @@ class LocalRuntime(AsyncRuntime):
         """Start and drive to completion or suspension: handy in scripts and tests. A new execution's
         first invocation is opened by the start itself (one commit fewer than a separate claim)."""
         execution_id, invocation = self._start(fn_or_name, input, execution_id, claim=True)
-        if invocation is not None:
-            self._invoke(invocation)
-        self.run_until_idle()
-        return self.get(execution_id)
+        ended = self._invoke(invocation) if invocation is not None else None
+        if self.run_until_idle() or ended is None:
+            return self.get(execution_id)
+        return _info(ended)  # it ended in that invocation and nothing ran since: its row as written
 
     def worker(self, stop: threading.Event | None = None, *, idle_exit: bool = False, max_sleep: float = 1.0) -> int:
         """Serve every execution in the store until ``stop`` is set (or, with ``idle_exit``,
@@ -433,12 +433,13 @@ class LocalRuntime(AsyncRuntime):
             return None if exc.transient else exc
         return None
 
-    def _invoke(self, invocation: Invocation) -> None:
+    def _invoke(self, invocation: Invocation) -> dict[str, Any] | None:
+        """Run one invocation; returns the execution's row as written if it ended the execution."""
         try:
             handler = self._handler(invocation.function, invocation.target)
         except (Exception, SystemExit) as exc:  # not importable now (wrong directory, a deploy half-written...)
             self._stall(invocation, exc)
-            return
+            return None
         renewer = self._renewer()
         if renewer is not None:
             renewer.hold(invocation.execution_id)
@@ -448,44 +449,45 @@ class LocalRuntime(AsyncRuntime):
                                     hooks=Hooks(plugins) if plugins else None)
         except InvalidCheckpointTokenError:
             log.warning("invocation of %s lost its lease to another worker; abandoning it", invocation.execution_id)
-            return
+            return None
         except UnreadableOperation as exc:  # replay reached a damaged row: set aside, never failed
             self._stall(invocation, exc.cause)
-            return
+            return None
         except RetryableCheckpointError as exc:
             log.warning("invocation of %s could not checkpoint (%s); it will be retried", invocation.execution_id,
                         exc)
             self._abandon(invocation)
-            return
+            return None
         except Exception as exc:  # a bug below the handler: report it as a failed invocation
             log.exception("invocation of %s crashed", invocation.execution_id)
             output = InvocationOutput(Status=InvocationStatus.FAILED, Error=error_object(exc))
         finally:
             if renewer is not None:
                 renewer.release(invocation.execution_id)
-        self._end(invocation, output)
+        return self._end(invocation, output)
 
-    def _end(self, invocation: Invocation, output: InvocationOutput) -> None:
-        """Record the invocation's outcome. An outcome the store cannot take fails the execution
-        with the reason; nothing that happens here ends the worker."""
+    def _end(self, invocation: Invocation, output: InvocationOutput) -> dict[str, Any] | None:
+        """Record the invocation's outcome (returns the execution's row as written if it ended). An
+        outcome the store cannot take fails the execution with the reason; nothing that happens here
+        ends the worker."""
         try:
-            self.service.end_invocation(invocation, output, self.owner)
-            return
+            return self.service.end_invocation(invocation, output, self.owner)
         except sqlite3.Error as exc:  # the outcome will be recomputed by replay when the store is back
             log.warning("could not record the end of %s's invocation (%s); it will be retried",
                         invocation.execution_id, exc)
             self._abandon(invocation)
-            return
+            return None
         except Exception as exc:
             log.exception("could not record the outcome of %s's invocation; failing the execution",
                           invocation.execution_id)
             failed = InvocationOutput(Status=InvocationStatus.FAILED, Error=error_object(SerializationError(
                 f"the invocation's outcome could not be stored ({type(exc).__name__}: {exc})")))
         try:
-            self.service.end_invocation(invocation, failed, self.owner)
+            return self.service.end_invocation(invocation, failed, self.owner)
         except Exception as exc:
             log.exception("could not record the failure of %s either; setting it aside", invocation.execution_id)
             self._stall(invocation, exc)
+            return None
 
     def _stall(self, invocation: Invocation, exc: BaseException) -> None:
         """The invocation cannot run now: close it with the reason, keep the execution waiting,

@@ -452,16 +452,19 @@ class LocalService:
         with self.store.transaction() as tx:
             tx.hold_lease(execution_id, owner, until)
 
-    def end_invocation(self, invocation: Invocation, output: InvocationOutput, owner: str) -> None:
+    def end_invocation(self, invocation: Invocation, output: InvocationOutput,
+                       owner: str) -> dict[str, Any] | None:
         """Record how the invocation ended. Not fsynced on its own: replay recomputes it if a power
-        cut takes it (the lease lapses and the execution runs again to the same end)."""
+        cut takes it (the lease lapses and the execution runs again to the same end). Returns the
+        execution's row as written when this ended the execution (what a caller waiting on it would
+        read back next), else None."""
         with self._known_lock:
             self._known.pop((invocation.num, invocation.number), None)
         now = self.now()
         with self.store.transaction(durable=False) as tx:
             execution = tx.execution(invocation.execution_id)
             if execution is None or execution["invocation_id"] != invocation.invocation_id:
-                return  # a zombie: someone else took over; its report is void
+                return None  # a zombie: someone else took over; its report is void
             num = int(execution["num"])
             batch = Batch(tx, execution, now, tx.last_key(num))
             done = H.with_details(H.base_event("InvocationCompleted", None, now), {
@@ -475,7 +478,7 @@ class LocalService:
                     fields["info"] = json.dumps(info) if info else None
             if execution["status"] != ExecutionStatus.RUNNING.value:
                 batch.flush(**fields)  # stopped (or completed through an EXECUTION update) meanwhile
-                return
+                return None
             # An operation that completed while this invocation ran (a timer, a callback answer, a
             # chained target finishing) marked the execution runnable: PENDING is right, it re-runs.
             if output.Status == InvocationStatus.PENDING and not execution["runnable"] and \
@@ -484,14 +487,15 @@ class LocalService:
                     ErrorType="InvalidParameterValueException",
                     ErrorMessage="Cannot return PENDING status with no pending operations."))
             if output.Status == InvocationStatus.SUCCEEDED:
-                self._finish(batch, ExecutionStatus.SUCCEEDED, result=output.Result, fields=fields)
-            elif output.Status == InvocationStatus.FAILED:
-                self._finish(batch, ExecutionStatus.FAILED, error=output.Error or ErrorObject(), fields=fields)
-            else:
-                batch.flush(**fields)
+                return self._finish(batch, ExecutionStatus.SUCCEEDED, result=output.Result, fields=fields)
+            if output.Status == InvocationStatus.FAILED:
+                return self._finish(batch, ExecutionStatus.FAILED, error=output.Error or ErrorObject(), fields=fields)
+            batch.flush(**fields)
+            return None
 
     def _finish(self, batch: Batch, status: ExecutionStatus, *, result: str | None = None,
-                error: ErrorObject | None = None, fields: dict[str, Any]) -> None:
+                error: ErrorObject | None = None, fields: dict[str, Any]) -> dict[str, Any]:
+        """End the execution; returns its row as written."""
         execution = batch.execution
         if status == ExecutionStatus.SUCCEEDED:
             if result == "" and execution.get("result"):
@@ -507,11 +511,13 @@ class LocalService:
         event.update({"Id": execution["id"], "Name": execution["name"]})
         batch.event(event)
         batch.tx.clear_due(batch.num)
-        batch.flush(status=status.value, result=result,
-                    error=error.model_dump_json(exclude_none=True) if error is not None else None,
-                    ended_at=batch.now, runnable=0, **fields)
+        written = dict(status=status.value, result=result,
+                       error=error.model_dump_json(exclude_none=True) if error is not None else None,
+                       ended_at=batch.now, runnable=0, **fields)
+        batch.flush(**written)
         if execution.get("parent_execution"):
             self._complete_parent_invoke(batch.tx, execution, status, result, error)
+        return {**execution, **written}
 
     def _complete_parent_invoke(self, tx: Tx, execution: dict[str, Any], status: ExecutionStatus,
                                 result: str | None, error: ErrorObject | None) -> None:

@@ -9,6 +9,7 @@ checkpoint call, never a half-applied batch.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
 import threading
@@ -309,6 +310,17 @@ class Transaction:
             self._store._lock.release()
 
 
+@functools.lru_cache(maxsize=64)
+def _insert_execution_sql(columns: tuple[str, ...]) -> str:
+    """The statement for these columns, built once (a few shapes: a start, a chained start...)."""
+    return f"INSERT INTO executions ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+
+
+@functools.lru_cache(maxsize=64)
+def _update_execution_sql(columns: tuple[str, ...]) -> str:
+    return f"UPDATE executions SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?"
+
+
 MIGRATABLE = ("2",)
 """Schema versions this code migrates on open (durable/local/migrate.py)."""
 
@@ -408,9 +420,7 @@ class Tx:
     # -- executions ---------------------------------------------------------------------------
     def insert_execution(self, row: dict[str, Any]) -> int:
         """Insert an execution; returns its number (the prefix of its journal keys)."""
-        cols = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
-        cur = self.conn.execute(f"INSERT INTO executions ({cols}) VALUES ({marks})", tuple(row.values()))
+        cur = self.conn.execute(_insert_execution_sql(tuple(row)), tuple(row.values()))
         return int(cur.lastrowid or 0)
 
     def execution(self, execution_id: str, *, light: bool = False) -> dict[str, Any] | None:
@@ -442,8 +452,7 @@ class Tx:
         return (first[0], first[1], first[2], first[3]), [JournalRow(*r[4:]) for r in rows if r[4] is not None]
 
     def update_execution(self, execution_id: str, **fields: Any) -> None:
-        sets = ", ".join(f"{key} = ?" for key in fields)
-        self.conn.execute(f"UPDATE executions SET {sets} WHERE id = ?", (*fields.values(), execution_id))
+        self.conn.execute(_update_execution_sql(tuple(fields)), (*fields.values(), execution_id))
 
     def list_executions(self, *, status: str | None = None, function: str | None = None,
                         limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:

@@ -148,3 +148,27 @@ def test_a_one_step_execution_run_here_costs_three_commits_and_two_fsyncs(tmp_pa
     relaxed = [i for i, sql in enumerate(statements) if sql == "PRAGMA synchronous=NORMAL"]
     # exactly one commit (the end) runs with synchronous=NORMAL, i.e. without an fsync of its own
     assert len(relaxed) == 1 and relaxed[0] < commits[2] and relaxed[0] > commits[1], statements
+
+
+def test_what_run_returns_is_what_the_store_reads_back(tmp_path: Path) -> None:
+    """``run()`` answers from the row its last invocation wrote when nothing ran after it: the same
+    ExecutionInfo ``get()`` reads, for an execution that succeeded, failed, or waits."""
+
+    def double(x: int) -> int:
+        return 2 * x
+
+    def handler(event: Any, ctx: DurableContext) -> Any:
+        if event == "fail":
+            ctx.step(double, 1, name="before")
+            raise ValueError("no such order")
+        if event == "wait":
+            ctx.wait(Duration.from_seconds(60))
+        return ctx.step(double, event)
+
+    with LocalRuntime(tmp_path / "x.db", functions=[handler]) as rt:
+        ok, failed, waiting = rt.run(handler, 21), rt.run(handler, "fail"), rt.run(handler, "wait")
+        assert ok.status == "SUCCEEDED" and ok.result == 42 and ok.ended_at is not None
+        assert failed.status == "FAILED" and failed.error is not None and "no such order" in str(failed.error)
+        assert waiting.status == "RUNNING" and waiting.ended_at is None
+        for info in (ok, failed, waiting):
+            assert rt.get(info.id) == info
