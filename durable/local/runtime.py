@@ -352,6 +352,8 @@ class LocalRuntime(AsyncRuntime):
         """Fire due timers and claim a runnable execution (after freeing the leases of owners that
         are provably gone, if there is none). An execution whose stored state does not read back
         is set aside, with the reason, and the next one is tried."""
+        if self.service.idle():
+            return None
         self.service.fire_due()
         for _ in range(_SET_ASIDE_PER_CLAIM):
             try:

@@ -401,6 +401,12 @@ class LocalService:
         with self.store.transaction(durable=False) as tx:
             return tx.renew_lease(execution_id, owner, until)
 
+    def idle(self) -> bool:
+        """True when a claim would find nothing to do (no timer due, nothing runnable, no lease to
+        look at): what a worker's idle loop and the end of ``run()`` usually meet, in one read."""
+        with self.store.reading() as tx:
+            return tx.idle(self.now())
+
     def release_dead_leases(self, is_dead: Callable[[str], bool]) -> int:
         """Expire leases whose owner process is known to be gone, so work resumes at once."""
         now = self.now()

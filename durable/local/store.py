@@ -473,13 +473,14 @@ class Tx:
         invoked, directly or not."""
         scope, args = ("", ()) if family is None else (f"AND id IN ({_FAMILY}) ", (family,))
         row = self.conn.execute(
-            "SELECT id FROM executions WHERE status = 'RUNNING' AND runnable = 1 "
+            "SELECT id FROM executions INDEXED BY executions_runnable WHERE status = 'RUNNING' AND runnable = 1 "
             f"AND (lease_owner IS NULL OR lease_expires < ?) {scope}ORDER BY started_at LIMIT 1",
             (now, *args)).fetchone()
         if row is None:
             row = self.conn.execute(
-                "SELECT id FROM executions WHERE lease_owner IS NOT NULL AND lease_expires < ? "
-                f"AND status = 'RUNNING' {scope}ORDER BY lease_expires LIMIT 1", (now, *args)).fetchone()
+                "SELECT id FROM executions INDEXED BY executions_leased WHERE lease_owner IS NOT NULL "
+                f"AND lease_expires < ? AND status = 'RUNNING' {scope}ORDER BY lease_expires LIMIT 1",
+                (now, *args)).fetchone()
         return None if row is None else str(row[0])
 
     def leases(self, now: float) -> list[tuple[str, str]]:
@@ -502,14 +503,15 @@ class Tx:
 
     def runnable_count(self, now: float) -> int:
         row = self.conn.execute(
-            "SELECT COUNT(*) FROM executions WHERE status = 'RUNNING' AND ((runnable = 1 AND "
-            "(lease_owner IS NULL OR lease_expires < ?)) OR (lease_owner IS NOT NULL AND lease_expires < ?))",
-            (now, now)).fetchone()
+            "SELECT (SELECT COUNT(*) FROM executions INDEXED BY executions_runnable WHERE status = 'RUNNING' "
+            "AND runnable = 1 AND (lease_owner IS NULL OR lease_expires < ?)) + (SELECT COUNT(*) FROM executions "
+            "INDEXED BY executions_leased WHERE lease_owner IS NOT NULL AND lease_expires < ? "
+            "AND status = 'RUNNING' AND runnable IS NOT 1)", (now, now)).fetchone()
         return int(row[0])
 
     def timed_out_executions(self, now: float) -> list[str]:
-        rows = self.conn.execute("SELECT id FROM executions WHERE timeout_at IS NOT NULL AND status = 'RUNNING' "
-                                 "AND timeout_at <= ?", (now,)).fetchall()
+        rows = self.conn.execute("SELECT id FROM executions INDEXED BY executions_timeout WHERE timeout_at IS NOT NULL "
+                                 "AND status = 'RUNNING' AND timeout_at <= ?", (now,)).fetchall()
         return [str(r[0]) for r in rows]
 
     # -- the journal --------------------------------------------------------------------------
@@ -600,11 +602,23 @@ class Tx:
                                  "ORDER BY due_at LIMIT ?", (now, limit)).fetchall()
         return [JournalRow(*r) for r in rows]
 
+    def idle(self, now: float) -> bool:
+        """Nothing for a claim to do, in one read: no timer due, no runnable execution and no lease
+        (a lapsed one to take over, a live one whose owner may be gone). Anything else: look closer."""
+        due, timeout, runnable, leased = self.conn.execute(
+            "SELECT (SELECT MIN(due_at) FROM journal WHERE due_at IS NOT NULL), "
+            "(SELECT MIN(timeout_at) FROM executions INDEXED BY executions_timeout "
+            "WHERE timeout_at IS NOT NULL AND status = 'RUNNING'), "
+            "EXISTS (SELECT 1 FROM executions INDEXED BY executions_runnable WHERE runnable = 1 AND status = 'RUNNING'), "
+            "EXISTS (SELECT 1 FROM executions INDEXED BY executions_leased WHERE lease_owner IS NOT NULL)").fetchone()
+        return not runnable and not leased and (due is None or due > now) and (timeout is None or timeout > now)
+
     def next_due(self) -> float | None:
         """The earliest timer: an operation's (wait, retry, callback timeout) or an execution timeout."""
         row = self.conn.execute(
             "SELECT MIN(t) FROM (SELECT MIN(due_at) AS t FROM journal WHERE due_at IS NOT NULL UNION ALL "
-            "SELECT MIN(timeout_at) FROM executions WHERE timeout_at IS NOT NULL AND status = 'RUNNING')").fetchone()
+            "SELECT MIN(timeout_at) FROM executions INDEXED BY executions_timeout "
+            "WHERE timeout_at IS NOT NULL AND status = 'RUNNING')").fetchone()
         return float(row[0]) if row and row[0] is not None else None
 
     def pending_callbacks(self, limit: int | None = None, offset: int = 0,
