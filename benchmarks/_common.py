@@ -76,6 +76,7 @@ TARGET_AGENT_FLATNESS = 1.25             # bytes/turn at turn 200 / at turn 10 (
 TARGET_SESSION_FLATNESS = 1.25           # bytes/turn of a chat session at turn 200 / at turn 10 (issue 13: "flat")
 TARGET_ASYNC_STEP_RATIO = 1.2            # an async step costs at most 1.2x a sync step (issue 11)
 TARGET_ASYNC_MAP_EXTRA_THREADS = 0.0     # an async map of 1,000 I/O branches holds no thread beyond the loop's
+TARGET_CROWDED_RATIO = 1.2               # a one-step execution beside 10,000 suspended ones / in an empty store (ours: flat)
 
 
 # -- scratch space -------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """4. What a suspended execution costs: bytes in the store and threads.
 
 1000 executions each run to ``ctx.wait(1 h)`` under a real-clock worker thread, then sit
-suspended. Store growth per execution is measured with the WAL folded into the file; threads are
+suspended. And what suspended executions cost the others: one-step executions started and run
+beside 10,000 suspended ones, against the same in an empty store (each claim and idle poll must
+read only what may need work). Store growth per execution is measured with the WAL folded into the file; threads are
 counted (Python's and the kernel's) while the worker idles with all of them suspended, and at the
 peak while invocations run."""
 
@@ -14,7 +16,17 @@ from typing import Any
 
 from duragent.durable import LocalRuntime, Plugin
 
-from ._common import TARGET_SUSPENDED_BYTES, Result, checkpointed_size, main, os_threads, table_bytes
+from ._common import (
+    TARGET_CROWDED_RATIO,
+    TARGET_SUSPENDED_BYTES,
+    Result,
+    checkpointed_size,
+    main,
+    median,
+    os_threads,
+    table_bytes,
+)
+from ._handlers import short
 
 
 def wait_an_hour(event: Any, ctx: Any) -> str:
@@ -34,6 +46,33 @@ class ThreadPeak(Plugin):
         self.peak_py = max(self.peak_py, threading.active_count())
         self.peak_os = max(self.peak_os, os_threads())
         self.ends += 1
+
+
+def short_run_us(rt: LocalRuntime, n: int) -> float:
+    """µs per one-step execution started and run to its end with ``rt.run`` (process durability: the
+    engine's and the store's work, not the disk's)."""
+    t0 = time.perf_counter()
+    for i in range(n):
+        if rt.run(short, i).result != 2 * i:
+            raise RuntimeError("a short execution ended wrong")
+    return (time.perf_counter() - t0) / n * 1e6
+
+
+def crowded(workdir: Path, suspended: int = 10_000, n: int = 300, rounds: int = 3) -> Result:
+    with LocalRuntime(workdir / "crowded.db", durability="process", functions=[short, wait_an_hour]) as crowd, \
+            LocalRuntime(workdir / "empty.db", durability="process", functions=[short]) as empty:
+        for i in range(suspended):
+            crowd.start(wait_an_hour, i)
+        crowd.run_until_idle()
+        if crowd.count(status="RUNNING") != suspended:
+            raise RuntimeError(f"expected {suspended} suspended executions")
+        short_run_us(crowd, 20), short_run_us(empty, 20)  # warm both
+        pairs = [(short_run_us(crowd, n), short_run_us(empty, n)) for _ in range(rounds)]
+    ratios = [c / e for c, e in pairs]
+    return Result("suspended", f"one-step execution beside {suspended:,} suspended / in an empty store", median(ratios),
+                  "x", target=TARGET_CROWDED_RATIO,
+                  note=f"{median([c for c, _ in pairs]):.0f} vs {median([e for _, e in pairs]):.0f} µs (process "
+                       "durability, medians of interleaved rounds)", extra={"pairs_us": pairs})
 
 
 def run(mode: str, workdir: Path) -> list[Result]:
@@ -85,6 +124,7 @@ def run(mode: str, workdir: Path) -> list[Result]:
                       "peak_py": peak.peak_py, "peak_os": peak.peak_os}),
         Result("suspended", "start+suspend rate (1 worker, process)", count / elapsed, "exec/s",
                note="start, claim, wait checkpoint, end: for information"),
+        crowded(workdir),
     ]
 
 
