@@ -71,7 +71,7 @@ def check_json_text(text: str | bytes, what: str) -> str:
     if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _depth(text) > MAX_JSON_DEPTH:
         raise SerializationError(f"{what} nests deeper than {MAX_JSON_DEPTH} levels; send flatter JSON")
     try:
-        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        value = _STRICT.decode(text)
     except json.JSONDecodeError as exc:
         raise SerializationError(f"{what} is not JSON ({exc}); send JSON text such as "
                                  "'{\"approved\": true}' or '\"text\"'") from None
@@ -99,6 +99,10 @@ def _finite_float(literal: str) -> float:
     if value in (math.inf, -math.inf):
         raise ValueError(f"{literal[:40]} is out of the range of a double")
     return value
+
+
+_STRICT = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+"""Built once (``json.loads`` with options builds a decoder per call)."""
 
 
 def _depth(text: str) -> int:

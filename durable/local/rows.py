@@ -129,6 +129,17 @@ class StoredOperation(NamedTuple):
             f'{{"Id":{json.dumps(op_id)},"Type":"{type_}","Status":"{status}"'
         return _validate_json(head + ("}" if data == "{}" else "," + data[1:]))  # type: ignore[index]
 
+    def input_payload(self) -> str | None:
+        """An EXECUTION row's input, read without building a model (every invocation reads it).
+        Raises for a row that does not read back."""
+        data = self.data if self.data.__class__ is str else unpack(self.data)
+        fields = from_json(data)
+        details = fields.get("ExecutionDetails") if fields.__class__ is dict else None
+        payload = details.get("InputPayload") if details.__class__ is dict else None
+        if payload is not None and payload.__class__ is not str:
+            raise ValueError("the execution's input is not JSON text")
+        return payload
+
     def replay_result(self, name: str | None, sub_type: str | None, parent_id: str | None) -> tuple[bool, str | None]:
         """(True, its recorded result) if this is a step that succeeded under exactly this identity,
         read from the row without building a model: what replay of a finished step needs; (False,

@@ -403,6 +403,23 @@ def test_a_damaged_step_row_still_stalls_the_execution_with_the_reason(rt: Local
     assert info.status == "RUNNING" and info.stalled, info
 
 
+@pytest.mark.parametrize("data", ['{"Name":"x",', '{"ExecutionDetails":{"InputPayload":7}}'])
+def test_a_damaged_input_row_stalls_the_execution_with_the_reason(rt: LocalRuntime, data: str) -> None:
+    """The input is read from its row without a model; a row that does not read back (or holds
+    no JSON text) still takes the full parse, which names the damage, and the execution waits."""
+    def handler(event: Any, ctx: DurableContext) -> str:
+        ctx.wait(5)
+        return "done"
+
+    eid = rt.start(handler, {"order": 1})
+    assert rt.run_once()
+    with rt.store.transaction() as tx:
+        tx.conn.execute("UPDATE journal SET data = ? WHERE type = 'EXECUTION'", (data,))
+    rt.run_until_idle()
+    info = rt.get(eid)
+    assert info.status == "RUNNING" and info.stalled, info
+
+
 def test_replay_matches_names_with_quotes_backslashes_and_non_ascii_exactly(rt: LocalRuntime) -> None:
     """A finished step's row is matched as text on replay: names and results that JSON escapes
     must still match exactly, and a near miss must still be reported as a changed step."""
