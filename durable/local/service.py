@@ -827,10 +827,6 @@ class LocalService:
         with self.store.reading() as tx:
             return tx.next_due()
 
-    def runnable_count(self) -> int:
-        with self.store.reading() as tx:
-            return tx.runnable_count(self.now())
-
 
 def _row_key(entry: StoredOperation | int) -> int:
     """The journal key of an operation's latest row, from the service's index of a running invocation."""

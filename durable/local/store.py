@@ -501,14 +501,6 @@ class Tx:
                                 (until, execution_id, owner))
         return cur.rowcount == 1
 
-    def runnable_count(self, now: float) -> int:
-        row = self.conn.execute(
-            "SELECT (SELECT COUNT(*) FROM executions INDEXED BY executions_runnable WHERE status = 'RUNNING' "
-            "AND runnable = 1 AND (lease_owner IS NULL OR lease_expires < ?)) + (SELECT COUNT(*) FROM executions "
-            "INDEXED BY executions_leased WHERE lease_owner IS NOT NULL AND lease_expires < ? "
-            "AND status = 'RUNNING' AND runnable IS NOT 1)", (now, now)).fetchone()
-        return int(row[0])
-
     def timed_out_executions(self, now: float) -> list[str]:
         rows = self.conn.execute("SELECT id FROM executions INDEXED BY executions_timeout WHERE timeout_at IS NOT NULL "
                                  "AND status = 'RUNNING' AND timeout_at <= ?", (now,)).fetchall()
