@@ -45,22 +45,8 @@ def load_operations(invocation: InvocationInput, service: DurableService) -> lis
 
 
 def read_input(state: ExecutionState) -> Any:
-    for op in dict.values(state.operations):  # as handed over: a stored row may read its input without a model
-        if op.Type == OperationType.EXECUTION:
-            reader = getattr(op, "input_payload", None)
-            if reader is not None:
-                try:
-                    payload = reader()
-                except Exception:  # a damaged row: loading it says so (UnreadableOperation)
-                    payload = _input_of(state.operations[op.Id])
-            else:
-                payload = _input_of(op)
-            return json.loads(payload) if payload else {}
-    return {}
-
-
-def _input_of(op: Any) -> str | None:
-    return op.ExecutionDetails.InputPayload if op.ExecutionDetails else None
+    payload = state.input_payload()
+    return json.loads(payload) if payload else {}
 
 
 def run_invocation(handler: Handler, invocation: InvocationInput, service: DurableService, *,

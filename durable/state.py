@@ -146,6 +146,21 @@ class ExecutionState:
             return True, op.StepDetails.Result if op.StepDetails else None
         return False, None
 
+    def input_payload(self) -> str | None:
+        """The execution's input (its EXECUTION operation's payload), without a model where the
+        backend's rows allow it (the local store's rows read it themselves); a row that does not
+        read back is loaded, which names the damage (``UnreadableOperation``)."""
+        for op in dict.values(self.operations):
+            if op.Type == OperationType.EXECUTION:
+                reader = getattr(op, "input_payload", None)
+                if reader is not None:
+                    try:
+                        return reader()  # type: ignore[no-any-return]
+                    except Exception:
+                        op = self.operations[op.Id]
+                return op.ExecutionDetails.InputPayload if op.ExecutionDetails else None
+        return None
+
     def guard_read_only(self, update: OperationUpdate | None = None, what: str | None = None) -> None:
         """In a read-only replay, stop where the code would write (or run a step body) again."""
         if not self.read_only:

@@ -154,9 +154,8 @@ class LocalService:
         """Set by the runtime: the live channel to this store's followers (durable/live.py)."""
         self._known_lock = threading.Lock()
         self._known: dict[tuple[int, int], dict[str, StoredOperation | int]] = {}
-        """Per running invocation: each operation's latest row key (or its row as loaded, which carries it)."""
         """Per invocation claimed here ((execution number, invocation number)): each operation's id ->
-        (key of its latest journal row, type). Read at claim, kept current by the invocation's own
+        the key of its latest journal row (or that row as loaded, which carries its key). Read at claim, kept current by the invocation's own
         checkpoints and by the rows others append (each checkpoint reads those first), so a
         checkpoint finds the operations it touches without an index on operation ids: a new step
         costs no lookup at all, and the journal no index page per row."""
@@ -185,7 +184,6 @@ class LocalService:
         generated = execution_id is None
         execution_id = execution_id or uuid.uuid4().hex
         check_json_text(input_json, "the execution input")
-        invocation: Invocation | None = None
         with self.store.transaction() as tx:
             existing = None if generated else tx.execution(execution_id)  # a fresh uuid names nothing yet
             if existing is not None:

@@ -133,6 +133,11 @@ class JournalRow:
 _ROW_COLUMNS = "k, op, inv, at, ev, type, status, pending, due_at, callback_id, timeout_at, heartbeat_seconds, x, data"
 _ROW_MARKS = ", ".join("?" for _ in _ROW_COLUMNS.split(", "))
 _INSERT_ROW = f"INSERT INTO journal ({_ROW_COLUMNS}) VALUES ({_ROW_MARKS})"
+_NEXT_TIMER = "SELECT MIN(due_at) AS t FROM journal WHERE due_at IS NOT NULL"
+"""The earliest operation timer (a wait, a retry, a callback's timeout)."""
+_NEXT_TIMEOUT = ("SELECT MIN(timeout_at) FROM executions INDEXED BY executions_timeout "
+                 "WHERE timeout_at IS NOT NULL AND status = 'RUNNING'")
+"""The earliest execution timeout (named index: the planner would otherwise walk every RUNNING execution)."""
 _INSERT_OWNED = (f"INSERT INTO journal ({_ROW_COLUMNS}) SELECT {_ROW_MARKS} WHERE EXISTS (SELECT 1 FROM executions "
                  "WHERE num = ? AND status = 'RUNNING' AND invocations = ? AND invocation_id IS NOT NULL)")
 _JOURNAL_COLUMNS = ", ".join(f"j.{c}" for c in _ROW_COLUMNS.split(", "))
@@ -598,19 +603,14 @@ class Tx:
         """Nothing for a claim to do, in one read: no timer due, no runnable execution and no lease
         (a lapsed one to take over, a live one whose owner may be gone). Anything else: look closer."""
         due, timeout, runnable, leased = self.conn.execute(
-            "SELECT (SELECT MIN(due_at) FROM journal WHERE due_at IS NOT NULL), "
-            "(SELECT MIN(timeout_at) FROM executions INDEXED BY executions_timeout "
-            "WHERE timeout_at IS NOT NULL AND status = 'RUNNING'), "
+            f"SELECT ({_NEXT_TIMER}), ({_NEXT_TIMEOUT}), "
             "EXISTS (SELECT 1 FROM executions INDEXED BY executions_runnable WHERE runnable = 1 AND status = 'RUNNING'), "
             "EXISTS (SELECT 1 FROM executions INDEXED BY executions_leased WHERE lease_owner IS NOT NULL)").fetchone()
         return not runnable and not leased and (due is None or due > now) and (timeout is None or timeout > now)
 
     def next_due(self) -> float | None:
         """The earliest timer: an operation's (wait, retry, callback timeout) or an execution timeout."""
-        row = self.conn.execute(
-            "SELECT MIN(t) FROM (SELECT MIN(due_at) AS t FROM journal WHERE due_at IS NOT NULL UNION ALL "
-            "SELECT MIN(timeout_at) FROM executions INDEXED BY executions_timeout "
-            "WHERE timeout_at IS NOT NULL AND status = 'RUNNING')").fetchone()
+        row = self.conn.execute(f"SELECT MIN(t) FROM ({_NEXT_TIMER} UNION ALL {_NEXT_TIMEOUT})").fetchone()
         return float(row[0]) if row and row[0] is not None else None
 
     def pending_callbacks(self, limit: int | None = None, offset: int = 0,

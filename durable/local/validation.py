@@ -29,8 +29,7 @@ _ALLOWED_PAIRS = {(kind.value, action.value) for kind, actions in ALLOWED.items(
 def validate_batch(updates: Sequence[OperationUpdate], existing: dict[str, JournalRow]) -> None:
     """The service's validity rules: refuse the whole batch before writing anything."""
     if is_new_step(updates, existing):
-        _check_texts(0, updates[0])
-        _check_texts(1, updates[1])
+        check_texts(updates)
         return
     seen: dict[str, OperationAction] = {}
     started_contexts: set[str] = set()
